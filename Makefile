@@ -1,0 +1,75 @@
+# lsmfs - a FUSE filesystem on an LSM tree of its own.
+#
+#   make            build the store library, ./lsmfs, tools/lsmfsck and bench/lsmbench
+#   make test       install missing build packages (root, apt-get), build, run every test
+#   make unit       unit tests only (Check)
+#   make asan       unit tests under ASan+UBSan (build-asan/)
+#   make stress     long randomized and crash tests
+#   make bench-store / make bench   benchmarks (install their own extra packages)
+
+CC      ?= cc
+OPT     ?= -O2 -g
+SAN     ?=
+B       ?= build
+WARN    := -Wall -Wextra -Werror
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE -pthread -fno-strict-aliasing -MMD -MP
+LDLIBS_STORE = -lxxhash -lpthread
+
+FUSE_CFLAGS  = $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS    = $(shell pkg-config --libs fuse3 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+STORE_SRC := $(wildcard store/*.c)
+STORE_OBJ := $(STORE_SRC:%.c=$(B)/%.o)
+SCHEMA_SRC := fs/schema.c
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_OBJ  := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/main.o $(B)/tests/unit/testutil.o
+
+LIB := $(B)/libstore.a
+
+.PHONY: all test unit asan stress deps clean bench-store bench e2e
+all: $(LIB) $(B)/tests/unit_tests
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Istore -c $< -o $@
+
+$(LIB): $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+# Test suites register themselves by file name: tests/unit/test_NAME.c defines NAME_suite().
+$(B)/tests/unit/suites.inc: $(UNIT_SRC)
+	@mkdir -p $(dir $@)
+	@for f in $(UNIT_SRC); do n=$$(basename $$f .c); echo "SUITE($${n#test_})"; done > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+
+$(B)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -Istore -Ifs -Itests/unit -I$(B)/tests/unit -c $< -o $@
+
+$(B)/tests/unit/main.o: $(B)/tests/unit/suites.inc
+
+$(B)/tests/unit_tests: $(UNIT_OBJ) $(LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $(UNIT_OBJ) $(LIB) $(CHECK_LIBS) $(LDLIBS_STORE)
+
+unit: $(B)/tests/unit_tests
+	$(B)/tests/unit_tests
+
+deps:
+	@sh tests/install-deps.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+
+asan:
+	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" unit
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

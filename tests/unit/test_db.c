@@ -1,0 +1,178 @@
+/* test_db.c - the engine through its public API: writes, reads, iterators, reopen, recovery. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+#include "lsm.h"
+#include "testutil.h"
+
+static lsm_env *env;
+
+static void setup(void)
+{
+	env = lsm_env_mem_new();
+}
+static void teardown(void)
+{
+	env->destroy(env);
+}
+
+static lsm_db *open_db(const char *dir, size_t wbuf)
+{
+	struct lsm_options o;
+	lsm_options_init(&o);
+	o.env = env;
+	if (wbuf)
+		o.write_buffer_size = wbuf;
+	lsm_db *db;
+	int rc = lsm_open(dir, &o, &db);
+	ck_assert_msg(rc == LSM_OK, "open: %s: %s", lsm_strerror(rc), lsm_errmsg());
+	return db;
+}
+
+static void expect(lsm_db *db, const char *k, const char *v)
+{
+	struct lsm_buf b = {0};
+	int rc = lsm_get(db, NULL, k, strlen(k), &b);
+	if (!v) {
+		ck_assert_msg(rc == LSM_NOTFOUND, "%s: expected absent, got rc %d", k, rc);
+	} else {
+		ck_assert_msg(rc == LSM_OK, "%s: rc %d (%s)", k, rc, lsm_errmsg());
+		ck_assert_uint_eq(b.len, strlen(v));
+		ck_assert(memcmp(b.data, v, b.len) == 0);
+	}
+	lsm_buf_free(&b);
+}
+
+START_TEST(put_get_delete)
+{
+	lsm_db *db = open_db("/db", 0);
+	ck_assert_int_eq(lsm_put(db, "a", 1, "1", 1, 0), 0);
+	ck_assert_int_eq(lsm_put(db, "b", 1, "2", 1, 0), 0);
+	ck_assert_int_eq(lsm_put(db, "a", 1, "3", 1, 0), 0);
+	expect(db, "a", "3");
+	expect(db, "b", "2");
+	expect(db, "c", NULL);
+	ck_assert_int_eq(lsm_delete(db, "a", 1, 0), 0);
+	expect(db, "a", NULL);
+	ck_assert_int_eq(lsm_delete(db, "zz", 2, 0), 0); /* deleting a missing key is fine */
+	ck_assert_int_eq(lsm_close(db), 0);
+	db = open_db("/db", 0);
+	expect(db, "a", NULL);
+	expect(db, "b", "2");
+	ck_assert_int_eq(lsm_close(db), 0);
+}
+END_TEST
+
+START_TEST(flush_and_reopen)
+{
+	lsm_db *db = open_db("/db", 64 << 10);
+	char k[32], v[64];
+	for (int i = 0; i < 5000; i++) {
+		snprintf(k, sizeof k, "key%06d", i);
+		snprintf(v, sizeof v, "value-%d-%d", i, i * 7);
+		ck_assert_int_eq(lsm_put(db, k, strlen(k), v, strlen(v), 0), 0);
+	}
+	ck_assert_int_eq(lsm_flush(db), 0);
+	struct lsm_stats st;
+	lsm_stats_get(db, &st);
+	ck_assert_uint_ge(st.flushes, 1);
+	ck_assert_uint_ge(st.table_count, 1);
+	for (int i = 0; i < 5000; i += 7) {
+		snprintf(k, sizeof k, "key%06d", i);
+		snprintf(v, sizeof v, "value-%d-%d", i, i * 7);
+		expect(db, k, v);
+	}
+	ck_assert_int_eq(lsm_close(db), 0);
+	db = open_db("/db", 64 << 10);
+	lsm_iter *it = lsm_iter_new(db, NULL);
+	int n = 0;
+	for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+		size_t kl, vl;
+		const char *kk = lsm_iter_key(it, &kl);
+		const char *vv = lsm_iter_value(it, &vl);
+		snprintf(k, sizeof k, "key%06d", n);
+		snprintf(v, sizeof v, "value-%d-%d", n, n * 7);
+		ck_assert_uint_eq(kl, strlen(k));
+		ck_assert(memcmp(kk, k, kl) == 0);
+		ck_assert_uint_eq(vl, strlen(v));
+		ck_assert(memcmp(vv, v, vl) == 0);
+		n++;
+	}
+	ck_assert_int_eq(lsm_iter_status(it), 0);
+	ck_assert_int_eq(n, 5000);
+	lsm_iter_seek(it, "key004990", 9);
+	ck_assert(lsm_iter_valid(it));
+	lsm_iter_free(it);
+	ck_assert_int_eq(lsm_close(db), 0);
+}
+END_TEST
+
+START_TEST(range_delete_basic)
+{
+	lsm_db *db = open_db("/db", 0);
+	char k[16];
+	for (int i = 0; i < 100; i++) {
+		snprintf(k, sizeof k, "k%03d", i);
+		lsm_put(db, k, 4, "v", 1, 0);
+	}
+	ck_assert_int_eq(lsm_delete_range(db, "k010", 4, "k020", 4, 0), 0);
+	lsm_put(db, "k015", 4, "new", 3, 0);
+	expect(db, "k009", "v");
+	expect(db, "k010", NULL);
+	expect(db, "k019", NULL);
+	expect(db, "k015", "new");
+	expect(db, "k020", "v");
+	lsm_iter *it = lsm_iter_new(db, NULL);
+	int n = 0;
+	for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it))
+		n++;
+	lsm_iter_free(it);
+	ck_assert_int_eq(n, 91);
+	ck_assert_int_eq(lsm_flush(db), 0);
+	expect(db, "k012", NULL);
+	expect(db, "k015", "new");
+	lsm_close(db);
+	db = open_db("/db", 0);
+	expect(db, "k012", NULL);
+	expect(db, "k015", "new");
+	expect(db, "k021", "v");
+	lsm_close(db);
+}
+END_TEST
+
+START_TEST(read_only_and_lock)
+{
+	lsm_db *db = open_db("/db", 0);
+	lsm_put(db, "x", 1, "y", 1, 0);
+	lsm_db *db2;
+	struct lsm_options o;
+	lsm_options_init(&o);
+	o.env = env;
+	ck_assert_int_eq(lsm_open("/db", &o, &db2), LSM_BUSY);
+	ck_assert_ptr_null(db2);
+	o.read_only = 1;
+	ck_assert_int_eq(lsm_open("/db", &o, &db2), LSM_OK);
+	expect(db2, "x", "y");
+	ck_assert_int_eq(lsm_put(db2, "a", 1, "b", 1, 0), LSM_READONLY);
+	lsm_close(db2);
+	lsm_close(db);
+	o.read_only = 1;
+	ck_assert_int_eq(lsm_open("/nothere", &o, &db2), LSM_NOTFOUND);
+}
+END_TEST
+
+Suite *db_suite(void)
+{
+	Suite *s = suite_create("db");
+	TCase *tc = tcase_create("basic");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, put_get_delete);
+	tcase_add_test(tc, flush_and_reopen);
+	tcase_add_test(tc, range_delete_basic);
+	tcase_add_test(tc, read_only_and_lock);
+	suite_add_tcase(s, tc);
+	return s;
+}
