@@ -73,3 +73,6 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# Benchmarks live in their own makefile fragment.
+-include bench/bench.mk
