@@ -557,7 +557,6 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	for (int w = 0; w < 2; w++)
 		for (int i = 0; i < c->nin[w]; i++)
 			bytes_in += c->in[w][i]->size;
-	db->compacting = 1;
 	pthread_mutex_unlock(&db->mu);
 	if (!rc)
 		rc = run_merge(&j);
@@ -569,7 +568,6 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	if (j.tb)
 		table_builder_abandon(j.tb);
 	pthread_mutex_lock(&db->mu);
-	db->compacting = 0;
 	for (int w = 0; w < 2 && !rc; w++)
 		for (int i = 0; i < c->nin[w] && !rc; i++)
 			if (edit_delete_file(&e, c->level + w, c->in[w][i]->number))
@@ -612,8 +610,12 @@ void *compaction_thread_main(void *arg)
 			pthread_cond_wait(&db->bg_cv, &db->mu);
 			continue;
 		}
+		/* `compacting` spans the whole job, installs included (they drop mu), so that a manual
+		 * compaction never finds tables of this one still marked busy. */
+		db->compacting = 1;
 		int rc = run_compaction(db, c);
 		compaction_free(db, c);
+		db->compacting = 0;
 		if (rc)
 			db_set_bg_error(db, rc);
 		else
