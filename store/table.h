@@ -69,6 +69,8 @@ struct table {
 	struct rd_list tombstones;
 	struct table_props props;
 	uint64_t data_end;        /* offset where the meta blocks begin */
+	struct block_handle h_filter, h_rangedel, h_props, h_index; /* from the footer */
+	uint32_t format_version;
 };
 
 /* Open path (of `size` bytes; 0 = ask the env). cache may be NULL. */

@@ -226,6 +226,11 @@ int table_open(lsm_env *env, const char *path, uint64_t number, uint64_t size, s
 		hs[i].offset = get_u64le(ft + 12 * i);
 		hs[i].size = get_u32le(ft + 12 * i + 8);
 	}
+	t->h_filter = hs[0];
+	t->h_rangedel = hs[1];
+	t->h_props = hs[2];
+	t->h_index = hs[3];
+	t->format_version = get_u32le(ft + 48);
 	/* index */
 	if ((rc = table_read_block(t, hs[3], &t->index_data)))
 		goto fail;

@@ -1,0 +1,126 @@
+/* test_arena.c - the memtable's bump allocator: alignment, no overlap, block accounting, big allocations. */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "testutil.h"
+
+/* A block costs its payload plus a small header; the header is private, so allow up to this much. */
+#define HDR_SLACK 64
+
+START_TEST(test_alignment_and_contents)
+{
+	struct arena a;
+	arena_init(&a, 4096);
+	ck_assert_uint_eq(arena_usage(&a), 0);
+	struct rng r = {test_seed("arena_alignment_and_contents")};
+	enum { N = 3000 };
+	unsigned char *ptr[N];
+	size_t len[N];
+	for (int i = 0; i < N; i++) {
+		/* mostly small, some above a quarter block (their own block), a few zero-ish */
+		size_t n = rng_below(&r, 10) == 0 ? 1025 + rng_below(&r, 3000) : 1 + rng_below(&r, 200);
+		ptr[i] = arena_alloc(&a, n);
+		ck_assert_ptr_nonnull(ptr[i]);
+		ck_assert_uint_eq((uintptr_t)ptr[i] % 8, 0);
+		len[i] = n;
+		memset(ptr[i], (int)(i * 31 + 7), n);
+	}
+	/* No allocation overwrote another: every byte still holds its owner's pattern. */
+	for (int i = 0; i < N; i++)
+		for (size_t j = 0; j < len[i]; j++)
+			ck_assert_msg(ptr[i][j] == (unsigned char)(i * 31 + 7), "allocation %d byte %zu overwritten", i, j);
+	arena_free(&a);
+	ck_assert_uint_eq(arena_usage(&a), 0);
+}
+END_TEST
+
+START_TEST(test_usage_accounting)
+{
+	struct arena a;
+	arena_init(&a, 4096);
+	void *p1 = arena_alloc(&a, 10);
+	ck_assert_ptr_nonnull(p1);
+	size_t u1 = arena_usage(&a);
+	ck_assert_uint_ge(u1, 4096);
+	ck_assert_uint_le(u1, 4096 + HDR_SLACK);
+	size_t hdr = u1 - 4096;
+
+	/* Small allocations come from the same block: no new usage, and they are adjacent (8-byte rounding). */
+	char *p2 = arena_alloc(&a, 3);
+	char *p3 = arena_alloc(&a, 8);
+	ck_assert_ptr_eq(p2, (char *)p1 + 16);
+	ck_assert_ptr_eq(p3, p2 + 8);
+	ck_assert_uint_eq(arena_usage(&a), u1);
+
+	/* More than a quarter block gets its own block of exactly that size; the current block is kept. */
+	char *big = arena_alloc(&a, 2000);
+	ck_assert_ptr_nonnull(big);
+	ck_assert_uint_eq(arena_usage(&a), u1 + hdr + 2000);
+	char *p4 = arena_alloc(&a, 8);
+	ck_assert_ptr_eq(p4, p3 + 8);
+	ck_assert_uint_eq(arena_usage(&a), u1 + hdr + 2000);
+
+	/* Exhausting the block starts a new one. 4096 - 32 used so far. */
+	char *rest = arena_alloc(&a, 4096 - 32);
+	(void)rest; /* > quarter block: its own block */
+	size_t u2 = arena_usage(&a);
+	ck_assert_uint_eq(u2, u1 + 2 * hdr + 2000 + 4064);
+	for (int i = 0; i < (4096 - 32) / 1024; i++)
+		ck_assert_ptr_nonnull(arena_alloc(&a, 1024));
+	ck_assert_uint_eq(arena_usage(&a), u2); /* 3 * 1024 still fit in the first block */
+	ck_assert_ptr_nonnull(arena_alloc(&a, 1024)); /* 32 + 3072 + 1024 > 4096 */
+	ck_assert_uint_eq(arena_usage(&a), u2 + hdr + 4096);
+
+	arena_free(&a);
+	ck_assert_uint_eq(arena_usage(&a), 0);
+	ck_assert_uint_eq(a.block_size, 4096); /* reusable with the same block size */
+	ck_assert_ptr_nonnull(arena_alloc(&a, 1));
+	ck_assert_uint_eq(arena_usage(&a), u1);
+	arena_free(&a);
+}
+END_TEST
+
+START_TEST(test_default_block_size)
+{
+	struct arena a;
+	arena_init(&a, 0);
+	ck_assert_uint_eq(a.block_size, 1u << 20);
+	ck_assert_ptr_nonnull(arena_alloc(&a, 1));
+	ck_assert_uint_ge(arena_usage(&a), 1u << 20);
+	ck_assert_uint_le(arena_usage(&a), (1u << 20) + HDR_SLACK);
+	arena_free(&a);
+	arena_free(&a); /* freeing an empty arena is harmless */
+	ck_assert_uint_eq(arena_usage(&a), 0);
+}
+END_TEST
+
+/* An impossible request must fail cleanly: NULL, arena unchanged. A size near SIZE_MAX must not wrap
+ * around into a small block (that would hand out a pointer to far fewer bytes than asked for). */
+START_TEST(test_huge_request_fails)
+{
+	struct arena a;
+	arena_init(&a, 4096);
+	ck_assert_ptr_nonnull(arena_alloc(&a, 16));
+	size_t before = arena_usage(&a);
+	ck_assert_ptr_null(arena_alloc(&a, SIZE_MAX - 8));
+	ck_assert_uint_eq(arena_usage(&a), before);
+	ck_assert_ptr_null(arena_alloc(&a, SIZE_MAX));
+	ck_assert_uint_eq(arena_usage(&a), before);
+	arena_free(&a);
+}
+END_TEST
+
+Suite *arena_suite(void)
+{
+	Suite *s = suite_create("arena");
+	TCase *tc = tcase_create("arena");
+	tcase_add_test(tc, test_alignment_and_contents);
+	tcase_add_test(tc, test_usage_accounting);
+	tcase_add_test(tc, test_default_block_size);
+	tcase_add_test(tc, test_huge_request_fails);
+	suite_add_tcase(s, tc);
+	return s;
+}
