@@ -60,15 +60,16 @@ struct lsm_env {
 	/* Make the directory's entries (creates, renames, unlinks) durable (fsync of the directory). */
 	int (*sync_dir)(lsm_env *env, const char *dir);
 
-	/* Take an exclusive lock on path (created if missing): -EBUSY if another process (or, for the
-	 * in-memory env, another open) holds it. */
+	/* Take an exclusive lock on path (created if missing): -EBUSY if anyone else holds it, another
+	 * process or another open in this process (posix: an OFD lock, so closing some other descriptor
+	 * of the file never drops it). */
 	int (*lock)(lsm_env *env, const char *path, lsm_flock **out);
 	int (*unlock)(lsm_flock *l);
 	/* 1 if some other holder has the lock on path, 0 if free (or no such file), <0 on error.
 	 * Used by read-only opens (lsmfsck) to say that a live daemon may be ahead of what they read. */
 	int (*lock_held)(lsm_env *env, const char *path);
 
-	/* Release the env itself (not for the posix default env). */
+	/* Release the env itself (not for the posix default env). Every file and lock must be closed. */
 	void (*destroy)(lsm_env *env);
 };
 
@@ -79,7 +80,8 @@ lsm_env *lsm_env_posix(void);
 lsm_env *lsm_env_mem_new(void);
 
 /* Convenience wrappers shared by all users of an env. */
-/* Read the whole file at path into a malloc'd buffer (*out, *len); caller frees. */
+/* Read the whole file at path into a malloc'd buffer (*out, *len; a NUL follows the data); caller
+ * frees. */
 int lsm_env_read_all(lsm_env *env, const char *path, char **out, size_t *len);
 /* Write data to path (truncating), sync it, close it. */
 int lsm_env_write_all(lsm_env *env, const char *path, const void *data, size_t len, int do_sync);
