@@ -27,13 +27,23 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(B)/%.o) $(B)/tests/unit/main.o $(B)/tests/unit/testutil.o
 
 LIB := $(B)/libstore.a
+FS_SRC := $(wildcard fs/*.c)
+FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
 
 .PHONY: all test unit asan stress deps clean bench-store bench e2e
-all: $(LIB) $(B)/tests/unit_tests
+all: $(LIB) lsmfs $(B)/tests/unit_tests
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Istore -c $< -o $@
+
+$(B)/fs/%.o: fs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(FUSE_CFLAGS) -Istore -Ifs -c $< -o $@
+
+# The daemon sits at the top of the tree so that `./lsmfs STORE MOUNTPOINT` works after `make`.
+lsmfs: $(FS_OBJ) $(LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $(FS_OBJ) $(LIB) $(FUSE_LIBS) $(LDLIBS_STORE)
 
 $(LIB): $(STORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -70,7 +80,7 @@ asan:
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" unit
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan lsmfs tools/lsmfsck bench/lsmbench
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 

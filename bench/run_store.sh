@@ -50,6 +50,14 @@ command -v db_bench >/dev/null || { echo "run_store: db_bench not found (rocksdb
 mkdir -p "$OUT" "$DB"
 rm -rf "$OUT/logs" "$OUT/raw.tsv" "$OUT/raw_long.tsv" "$OUT/summary.md"
 mkdir -p "$OUT/logs"
+# Run a private copy: a rebuild of bench/lsmbench or build/libstore.a during the run (another make in
+# the same tree) must not change the code measured between repetitions. The source state is taken now.
+cp "$ROOT/bench/lsmbench" "$OUT/lsmbench" || exit 1
+LSMBENCH=$OUT/lsmbench
+REV="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
+REV="$REV, binary built $(date -r "$ROOT/bench/lsmbench" -Is)"
+DIRTY=$(git -C "$ROOT" status --porcelain -- store 2>/dev/null | wc -l)
+[ "$DIRTY" = 0 ] || REV="$REV, $DIRTY uncommitted file(s) in store/"
 RAW=$OUT/raw.tsv
 LOGS=$OUT/logs
 printf '# rep\tengine\tvalsize\tbench\tops_per_s\tmib_per_s\tseconds\tops\n' >"$RAW"
@@ -149,7 +157,7 @@ T1=$(date +%s)
 		"of $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 	echo "* load average (1/5/15 min): $LOAD0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (per run: logs/env.txt)"
 	echo "* DB dirs: $DB on $(df -T "$OUT" | awk 'NR == 2 {print $1, $2}'); removed and \`sync\` before each engine run"
-	echo "* lsmfs $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?');" \
+	echo "* lsmfs $REV;" \
 		"$(dpkg-query -W -f='${Package} ${Version}' librocksdb-dev 2>/dev/null);" \
 		"$(dpkg-query -W -f='${Package} ${Version}' libleveldb-dev 2>/dev/null)"
 	echo "* settings: 16 B keys, no compression, WAL on + unsynced, write buffer 64 MiB, block cache 32 MiB," \

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "env.h"
+#include "env_fault.h"
+#include "lsm.h"
 
 /*
  * The buffer gets one extra byte set to '\0' after the data, so that small text files (CURRENT, test
@@ -71,4 +73,15 @@ int lsm_env_write_all(lsm_env *env, const char *path, const void *data, size_t l
 		rc = env->sync(f);
 	int crc = env->close_writable(f); /* always frees f */
 	return rc < 0 ? rc : crc;
+}
+
+int lsm_env_crash_journal(const char *journal_path, lsm_env **out)
+{
+	return lsm_fault_env_new_journal(lsm_env_posix(), journal_path, out);
+}
+
+void lsm_env_destroy(lsm_env *env)
+{
+	if (env && env->destroy)
+		env->destroy(env);
 }

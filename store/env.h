@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lsm.h"
+
 typedef struct lsm_env lsm_env;
 typedef struct lsm_wfile lsm_wfile;   /* append-only writable file */
 typedef struct lsm_rfile lsm_rfile;   /* random-access readable file */
@@ -73,8 +75,7 @@ struct lsm_env {
 	void (*destroy)(lsm_env *env);
 };
 
-/* The process-wide POSIX env; it is stateless and never destroyed. */
-lsm_env *lsm_env_posix(void);
+/* lsm_env_posix() (declared in lsm.h) is the process-wide POSIX env; stateless, never destroyed. */
 
 /* An in-memory env: files live in the env until it is destroyed. Thread-safe. */
 lsm_env *lsm_env_mem_new(void);

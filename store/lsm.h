@@ -177,6 +177,15 @@ struct lsm_stats {
 
 int lsm_stats_get(lsm_db *db, struct lsm_stats *st);
 
+/* Envs. lsm_options.env takes one; NULL means the POSIX env. */
+lsm_env *lsm_env_posix(void);
+/* Test support: the POSIX env, recording in journal_path (outside the store) each file's length at its
+ * last sync and whether its directory entry was synced, so that after a kill -9 a test can cut the
+ * store to what a power loss would have left (see store/env_fault.h). */
+int lsm_env_crash_journal(const char *journal_path, lsm_env **out);
+/* Release an env made by the constructors above (not the POSIX env). */
+void lsm_env_destroy(lsm_env *env);
+
 #ifdef __cplusplus
 }
 #endif

@@ -45,7 +45,7 @@ static struct sl_node *add(struct skiplist *sl, uint64_t k, uint64_t seq)
 static struct slice target(char *buf, uint64_t k, uint64_t seq)
 {
 	size_t ul = ukey(buf, k);
-	ikey_build(buf, slice_make(buf, ul), seq, VT_SEEK);
+	put_u64le(buf + ul, pack_trailer(seq, VT_SEEK));
 	return slice_make(buf, ul + IKEY_TRAILER);
 }
 

@@ -1,0 +1,100 @@
+/*
+ * lsmfs.h - the daemon's shared state: the mounted filesystem and its in-memory inode table.
+ *
+ * The store (through store/lsm.h only) is the truth; the inode table caches the attributes of every
+ * inode the kernel knows (lookup count > 0), has open, or that an operation is using, so getattr,
+ * the post-close GETATTR of writeback caching and the security.capability probe before each write are
+ * answered from memory. Every change is written through: an operation builds one atomic write batch
+ * (metadata and data together), applies it to the store, and only then updates the cached attributes.
+ *
+ * Locking: each inode has a mutex guarding its attributes and serialising the operations that change
+ * it; operations touching several inodes lock them in ascending inode order. The table's shard locks
+ * are held only to find, insert or drop entries, never across I/O.
+ */
+#ifndef LSMFS_H
+#define LSMFS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "lsm.h"
+#include "schema.h"
+
+#define INODE_SHARDS 64
+
+struct inode {
+	uint64_t ino;
+	pthread_mutex_t mu;        /* guards a, and the operations that change this inode */
+	struct fs_inode a;         /* attributes, as in the store */
+	/* Guarded by the shard lock: */
+	uint64_t nlookup;          /* the kernel's lookup count */
+	int nopen;                 /* open file/dir handles */
+	int refs;                  /* operations using the struct right now */
+	int dead;                  /* storage reclaimed: the struct only waits for its last reference */
+	struct inode *hnext;
+};
+
+struct inode_shard {
+	pthread_mutex_t mu;
+	struct inode **buckets;
+	size_t nbuckets, count;
+	uint64_t evictions;        /* a load that raced an eviction retries (its copy may be stale) */
+};
+
+struct fs_config {
+	char *store_dir;
+	int read_only;
+	int sync_all;              /* -o sync: every change durable before its reply */
+	unsigned sync_interval;    /* seconds between background syncs (0: never) */
+	size_t cache_size;         /* store block cache bytes */
+	uint32_t block_size;       /* for a new store */
+	int writeback;             /* kernel writeback cache */
+	double attr_timeout, entry_timeout, negative_timeout;
+	int threads;               /* max FUSE worker threads */
+	char *fault_journal;       /* test-only: run the store on a journaling fault env */
+};
+
+struct fs {
+	lsm_db *db;
+	struct fs_config cfg;
+	uint32_t bs;               /* block size of this store */
+	struct inode_shard shards[INODE_SHARDS];
+	pthread_mutex_t alloc_mu;
+	uint64_t next_ino;         /* alloc_mu: next inode number to hand out */
+	uint64_t alloc_hw;         /* alloc_mu: numbers below this are persisted as used or reserved */
+	_Atomic uint64_t ninodes;  /* live inodes, for statfs */
+	_Atomic int stop;
+	pthread_t sync_thread;
+	int sync_started;
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	lsm_env *env;              /* the env the store runs on (NULL: posix) */
+	lsm_env *fault_env;        /* test-only journaling wrapper */
+};
+
+/* inode.c */
+void itab_init(struct fs *fs);
+void itab_destroy(struct fs *fs);
+/* Find or load ino; the result holds one reference (inode_put releases it). 0 or -errno. */
+int inode_get(struct fs *fs, uint64_t ino, struct inode **out);
+/* Insert a freshly created inode (attributes given) with one reference. */
+int inode_new(struct fs *fs, const struct fs_inode *a, struct inode **out);
+void inode_put(struct fs *fs, struct inode *in);
+/* Lookup count and open count changes (the shard lock is taken inside). */
+void inode_lookup_inc(struct fs *fs, struct inode *in);
+void inode_forget(struct fs *fs, uint64_t ino, uint64_t n);
+void inode_open_inc(struct fs *fs, struct inode *in);
+void inode_open_dec(struct fs *fs, struct inode *in);
+/* Reclaim the storage of an inode with no links (called when its last user goes): one batch. */
+int fs_reclaim(struct fs *fs, uint64_t ino, uint32_t mode);
+
+/* ops.c */
+int fs_store_errno(int rc);
+extern const struct fuse_lowlevel_ops lsmfs_ops;
+
+/* mount.c: open the store, check or create the superblock and root, start the sync thread. */
+int fs_open(struct fs *fs, char *err, size_t errlen);
+void fs_close(struct fs *fs);
+
+#endif
