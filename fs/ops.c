@@ -1277,12 +1277,14 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 				}
 			}
 		}
-		touch_mc(&a);
+		if (!fs->cfg.writeback)
+			touch_mc(&a); /* with writeback caching the kernel stamps and sends the times */
 	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && end > a.size) {
 		/* Space is not reserved (blocks are written when data comes); the size grows, and what lies
 		 * past the old end reads as zeros. With KEEP_SIZE nothing is stored past EOF. */
 		a.size = end;
-		touch_c(&a);
+		if (!fs->cfg.writeback)
+			touch_c(&a);
 	}
 	if (!err)
 		err = put_inode(b, &a) ? ENOMEM : 0;
@@ -1303,6 +1305,13 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 	pthread_mutex_unlock(&h->in->mu);
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (fs->cfg.writeback) {
+		/* With writeback caching, dirty pages the kernel has not sent yet are invisible here, and a
+		 * hole reported over them would make `cp --sparse` skip real data. ENOSYS makes the kernel
+		 * answer itself: all data up to EOF, which is always correct. */
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
 	if (off < 0 || (uint64_t)off >= size) {
@@ -1605,6 +1614,13 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	}
 	if (size > 65536) {
 		fuse_reply_err(req, E2BIG);
+		return;
+	}
+	if (!strncmp(name, "system.posix_acl_", 17)) {
+		/* POSIX ACLs are not supported (FUSE_CAP_POSIX_ACL is off): storing one as an opaque
+		 * attribute would let `cp -a` believe it set the mode when it did not. Refusing makes
+		 * tools fall back to chmod. */
+		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 	struct inode *in;

@@ -49,6 +49,8 @@ static char *arena_new_block(struct arena *a, size_t n)
 
 void *arena_alloc(struct arena *a, size_t n)
 {
+	if (n > SIZE_MAX - sizeof(struct arena_block) - 7)
+		return NULL; /* rounding or the block header would wrap around */
 	n = (n + 7) & ~(size_t)7;
 	if (n <= a->left) {
 		char *p = a->ptr;

@@ -171,6 +171,19 @@ static int bi_decode(struct block_iter *bi, size_t off)
 	return 0;
 }
 
+/* Decode the entry after the current one. Entries at restart points must not borrow from the previous
+ * key: forgetting it there makes a malformed `shared` at a restart fail instead of inventing a key. */
+static int bi_advance(struct block_iter *bi)
+{
+	size_t off = bi->next_off;
+	while (bi->next_restart < bi->b.nrestarts && get_u32le(bi->b.restarts + 4 * bi->next_restart) <= off) {
+		if (get_u32le(bi->b.restarts + 4 * bi->next_restart) == off)
+			bi->key.len = 0;
+		bi->next_restart++;
+	}
+	return bi_decode(bi, off);
+}
+
 static void bi_next(struct iter *it)
 {
 	struct block_iter *bi = (struct block_iter *)it;
@@ -178,7 +191,7 @@ static void bi_next(struct iter *it)
 		bi->base.valid = 0;
 		return;
 	}
-	bi_decode(bi, bi->next_off);
+	bi_advance(bi);
 }
 
 static void bi_seek_first(struct iter *it)
@@ -189,6 +202,7 @@ static void bi_seek_first(struct iter *it)
 		bi->base.valid = 0;
 		return;
 	}
+	bi->next_restart = 1;
 	bi_decode(bi, 0);
 }
 
@@ -216,6 +230,7 @@ static void bi_seek(struct iter *it, struct slice target)
 		bi->base.valid = 0;
 		return;
 	}
+	bi->next_restart = lo + 1;
 	if (bi_decode(bi, off))
 		return;
 	while (bi_cmp(bi, bi->base.key, target) < 0) {
@@ -223,7 +238,7 @@ static void bi_seek(struct iter *it, struct slice target)
 			bi->base.valid = 0;
 			return;
 		}
-		if (bi_decode(bi, bi->next_off))
+		if (bi_advance(bi))
 			return;
 	}
 }

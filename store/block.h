@@ -66,6 +66,7 @@ struct block_iter {
 	enum block_cmp cmp;
 	size_t cur;      /* offset of the current entry */
 	size_t next_off; /* offset of the entry after it */
+	uint32_t next_restart; /* first restart point after the current entry */
 	struct buf key;       /* data points at inline_key until a key outgrows it */
 	char inline_key[96];
 	void (*release)(void *);

@@ -55,7 +55,8 @@ struct cache *cache_new(size_t capacity)
 	for (int i = 0; i < NSHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		pthread_mutex_init(&s->mu, NULL);
-		s->capacity = (capacity + NSHARDS - 1) / NSHARDS;
+		/* Split exactly: the shards together hold `capacity`, never more. */
+		s->capacity = capacity / NSHARDS + ((size_t)i < capacity % NSHARDS);
 		s->lru.next = s->lru.prev = &s->lru;
 		s->tsize = 256;
 		s->table = calloc(s->tsize, sizeof *s->table);
@@ -167,6 +168,27 @@ static struct cache_handle *detach_locked(struct shard *s, struct cache_handle *
 	return unref_locked(s, e);
 }
 
+/* Evict unpinned entries, oldest first, until the shard fits; the victims are chained onto *dead. */
+static void evict_locked(struct shard *s, struct cache_handle **dead)
+{
+	while (s->usage > s->capacity && s->lru.next != &s->lru) {
+		struct cache_handle *old = detach_locked(s, s->lru.next);
+		if (old) {
+			old->hnext = *dead;
+			*dead = old;
+		}
+	}
+}
+
+static void free_chain(struct cache_handle *e)
+{
+	while (e) {
+		struct cache_handle *n = e->hnext;
+		free_entry(e);
+		e = n;
+	}
+}
+
 struct cache_handle *cache_insert(struct cache *c, uint64_t id, uint64_t off, void *value, size_t charge,
 				  cache_deleter deleter, void *arg)
 {
@@ -185,30 +207,26 @@ struct cache_handle *cache_insert(struct cache *c, uint64_t id, uint64_t off, vo
 	e->deleter = deleter;
 	e->arg = arg;
 
-	struct cache_handle *dead[64];
-	int ndead = 0;
+	struct cache_handle *dead = NULL; /* entries to free after unlocking, chained by hnext */
 	pthread_mutex_lock(&s->mu);
 	struct cache_handle **p = slot_of(s, id, off, hash);
 	if (*p) {
 		struct cache_handle *old = detach_locked(s, *p);
-		if (old)
-			dead[ndead++] = old;
+		if (old) {
+			old->hnext = dead;
+			dead = old;
+		}
 		p = slot_of(s, id, off, hash);
 	}
 	e->hnext = *p;
 	*p = e;
 	s->count++;
 	s->usage += charge;
-	while (s->usage > s->capacity && s->lru.next != &s->lru && ndead < 64) {
-		struct cache_handle *old = detach_locked(s, s->lru.next);
-		if (old)
-			dead[ndead++] = old;
-	}
+	evict_locked(s, &dead);
 	if (s->count > s->tsize)
 		grow_table(s);
 	pthread_mutex_unlock(&s->mu);
-	for (int i = 0; i < ndead; i++)
-		free_entry(dead[i]);
+	free_chain(dead);
 	return e;
 }
 
@@ -235,19 +253,12 @@ void cache_release(struct cache *c, struct cache_handle *e)
 	struct shard *s = &c->shards[e->hash & (NSHARDS - 1)];
 	pthread_mutex_lock(&s->mu);
 	struct cache_handle *dead = unref_locked(s, e);
-	/* Releasing may leave the shard over capacity (entries pinned during an insert). */
-	struct cache_handle *more[16];
-	int nmore = 0;
-	while (s->usage > s->capacity && s->lru.next != &s->lru && nmore < 16) {
-		struct cache_handle *old = detach_locked(s, s->lru.next);
-		if (old)
-			more[nmore++] = old;
-	}
-	pthread_mutex_unlock(&s->mu);
 	if (dead)
-		free_entry(dead);
-	for (int i = 0; i < nmore; i++)
-		free_entry(more[i]);
+		dead->hnext = NULL;
+	/* Releasing may leave the shard over capacity (entries pinned during an insert). */
+	evict_locked(s, &dead);
+	pthread_mutex_unlock(&s->mu);
+	free_chain(dead);
 }
 
 void *cache_value(const struct cache_handle *h)

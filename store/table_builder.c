@@ -217,6 +217,8 @@ int table_builder_add_range(struct table_builder *tb, struct slice begin, struct
 {
 	if (tb->err)
 		return tb->err;
+	if (slice_cmp(begin, end) >= 0)
+		return LSM_OK; /* an empty range hides nothing: keep it out of the table and its bounds */
 	if (tb->nrts == tb->caprts) {
 		size_t cap = tb->caprts ? tb->caprts * 2 : 16;
 		struct rd_tombstone *p = realloc(tb->rts, cap * sizeof *p);

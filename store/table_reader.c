@@ -360,12 +360,12 @@ int table_get(struct table *t, struct slice key, uint64_t hash, uint64_t snap, u
 	iter_seek(&idx.base, target);
 	if (!idx.base.valid) {
 		if (idx.base.status)
-			rc = st_corrupt(t->path, 0, "malformed index block");
+			rc = st_corrupt(t->path, t->h_index.offset, "malformed index block");
 		goto out_idx;
 	}
 	struct block_handle h;
 	if (decode_handle(idx.base.value, &h)) {
-		rc = st_corrupt(t->path, idx.cur, "malformed block handle in the index");
+		rc = st_corrupt(t->path, t->h_index.offset + idx.cur, "malformed block handle in the index");
 		goto out_idx;
 	}
 	struct cache_handle *ch;
@@ -444,7 +444,8 @@ static int ti_load(struct table_iter *ti)
 	ti_release_block(ti);
 	struct block_handle h;
 	if (decode_handle(ti->idx.base.value, &h)) {
-		ti->base.status = st_corrupt(ti->t->path, ti->idx.cur, "malformed block handle in the index");
+		ti->base.status = st_corrupt(ti->t->path, ti->t->h_index.offset + ti->idx.cur,
+					     "malformed block handle in the index");
 		return -1;
 	}
 	int rc = get_block(ti->t, h, ti->fill, &ti->ch, &ti->blk);
@@ -482,7 +483,7 @@ static void ti_settle(struct table_iter *ti)
 		}
 		if (!ti->idx.base.valid) {
 			if (ti->idx.base.status)
-				ti->base.status = st_corrupt(ti->t->path, 0, "malformed index block");
+				ti->base.status = st_corrupt(ti->t->path, ti->t->h_index.offset, "malformed index block");
 			break;
 		}
 		if (ti_load(ti))

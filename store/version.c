@@ -454,6 +454,8 @@ int vset_table(struct vset *vs, const struct file_meta *f, struct table **t, voi
 			return st_error(LSM_NOMEM, "out of memory");
 		struct table *nt;
 		int rc = table_open(vs->env, path, f->number, f->size, vs->block_cache, &nt);
+		if (rc == LSM_NOTFOUND) /* never "no such key": the manifest names this table */
+			rc = st_corrupt(path, 0, "table named by the manifest is missing");
 		free(path);
 		if (rc)
 			return rc;
@@ -825,8 +827,9 @@ int vset_recover(struct vset *vs)
 		if (ed.has_format) {
 			have_format = 1;
 			if (ed.format != MANIFEST_FORMAT_VERSION) {
+				uint32_t format = ed.format;
 				edit_free(&ed);
-				rc = st_corrupt(mpath, off, "unsupported manifest format version %u", ed.format);
+				rc = st_corrupt(mpath, off, "unsupported manifest format version %u", format);
 				goto out;
 			}
 		}

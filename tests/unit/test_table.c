@@ -16,6 +16,20 @@
 #include "table.h"
 #include "testutil.h"
 
+/* Every passing ck_assert reports its location to the runner through a pipe; in hot loops that cost
+ * dominates, so they use these, which cost nothing until they fail. */
+#define FAST_TRUE(c)                                                                                   \
+	do {                                                                                           \
+		if (!(c))                                                                              \
+			ck_abort_msg("Assertion '%s' failed", #c);                                     \
+	} while (0)
+#define FAST_EQ(a, b)                                                                                  \
+	do {                                                                                           \
+		unsigned long long fa_ = (unsigned long long)(a), fb_ = (unsigned long long)(b);       \
+		if (fa_ != fb_)                                                                        \
+			ck_abort_msg("Assertion '%s == %s' failed: %llu != %llu", #a, #b, fa_, fb_);   \
+	} while (0)
+
 /* ---------------------------------------------------------------- the model */
 
 struct ent {
@@ -139,7 +153,7 @@ static size_t model_lower_bound(const struct model *m, struct slice target);
 static long model_get(const struct model *m, struct slice uk, uint64_t snap)
 {
 	char t[400];
-	ck_assert_uint_le(uk.len + IKEY_TRAILER, sizeof t);
+	FAST_TRUE(uk.len + IKEY_TRAILER <= sizeof t);
 	ikey_build(t, uk, snap, VT_SEEK);
 	size_t i = model_lower_bound(m, slice_make(t, uk.len + IKEY_TRAILER));
 	if (i < m->n && slice_cmp(ikey_user(slice_make(m->e[i].ik, m->e[i].iklen)), uk) == 0)
@@ -295,23 +309,24 @@ static void check_get(struct table *t, const struct model *m, struct slice uk, u
 	struct table_get_result res = {0, 0, &val};
 	int rc = table_get(t, uk, bloom_hash(uk), snap, &range_seq, &res, skips);
 	long want = model_get(m, uk, snap);
-	ck_assert_msg(rc == (want >= 0), "get %.*s @%llu: rc %d, want %s (%s)", (int)(uk.len < 20 ? uk.len : 20),
-		      uk.data, (unsigned long long)snap, rc, want >= 0 ? "found" : "absent", lsm_errmsg());
+	if (rc != (want >= 0))
+		ck_abort_msg("get %.*s @%llu: rc %d, want %s (%s)", (int)(uk.len < 20 ? uk.len : 20), uk.data,
+			     (unsigned long long)snap, rc, want >= 0 ? "found" : "absent", lsm_errmsg());
 	if (want >= 0) {
 		struct slice ik = slice_make(m->e[want].ik, m->e[want].iklen);
-		ck_assert_uint_eq(res.seq, ikey_seq(ik));
-		ck_assert_uint_eq(res.type, ikey_type(ik));
+		FAST_EQ(res.seq, ikey_seq(ik));
+		FAST_EQ(res.type, ikey_type(ik));
 		if (res.type == VT_VALUE) {
-			ck_assert_uint_eq(val.len, m->e[want].vlen);
-			ck_assert_mem_eq(val.data, m->e[want].v, val.len);
+			FAST_EQ(val.len, m->e[want].vlen);
+			FAST_TRUE(memcmp(val.data, m->e[want].v, val.len) == 0);
 		}
 	}
-	ck_assert_uint_eq(range_seq, model_range(m, uk, snap));
+	FAST_EQ(range_seq, model_range(m, uk, snap));
 	/* range_seq is only ever raised */
 	uint64_t high = SEQNO_MAX;
 	struct table_get_result res2 = {0, 0, NULL};
-	ck_assert_int_eq(table_get(t, uk, bloom_hash(uk), snap, &high, &res2, NULL), rc);
-	ck_assert_uint_eq(high, SEQNO_MAX);
+	FAST_EQ(table_get(t, uk, bloom_hash(uk), snap, &high, &res2, NULL), rc);
+	FAST_EQ(high, SEQNO_MAX);
 	lsm_buf_free(&val);
 }
 
@@ -333,7 +348,7 @@ static void check_gets(struct table *t, const struct model *m, struct rng *r)
 				check_get(t, m, k, ikey_seq(ik), &skips);
 				check_get(t, m, k, ikey_seq(ik) - 1, &skips);
 			}
-		ck_assert_uint_eq(skips, 0); /* a filter never rules out a present key */
+		FAST_EQ(skips, 0); /* a filter never rules out a present key */
 		/* absent keys: between two present ones */
 		ul = ukey(uk, 3 * i + 1, 0);
 		check_get(t, m, slice_make(uk, ul), SEQNO_MAX, NULL);
@@ -343,18 +358,18 @@ static void check_gets(struct table *t, const struct model *m, struct rng *r)
 static void check_iter(struct table *t, const struct model *m, struct rng *r, int fill)
 {
 	struct iter *it = table_iter_new(t, fill);
-	ck_assert_ptr_nonnull(it);
+	FAST_TRUE(it != NULL);
 	size_t i = 0;
 	for (iter_seek_first(it); it->valid; iter_next(it), i++) {
-		ck_assert_uint_lt(i, m->n);
-		ck_assert_uint_eq(it->key.len, m->e[i].iklen);
-		ck_assert_mem_eq(it->key.data, m->e[i].ik, it->key.len);
-		ck_assert_uint_eq(it->value.len, m->e[i].vlen);
+		FAST_TRUE(i < m->n);
+		FAST_EQ(it->key.len, m->e[i].iklen);
+		FAST_TRUE(memcmp(it->key.data, m->e[i].ik, it->key.len) == 0);
+		FAST_EQ(it->value.len, m->e[i].vlen);
 		if (it->value.len)
-			ck_assert_mem_eq(it->value.data, m->e[i].v, it->value.len);
+			FAST_TRUE(memcmp(it->value.data, m->e[i].v, it->value.len) == 0);
 	}
-	ck_assert_int_eq(it->status, 0);
-	ck_assert_uint_eq(i, m->n);
+	FAST_EQ(it->status, 0);
+	FAST_EQ(i, m->n);
 	/* seeks to (key, snap) for present and absent keys, then a few steps */
 	char tk[400];
 	for (int s = 0; s < 400; s++) {
@@ -367,13 +382,13 @@ static void check_iter(struct table *t, const struct model *m, struct rng *r, in
 		iter_seek(it, target);
 		for (int step = 0; step < 3; step++, want++) {
 			if (want >= m->n) {
-				ck_assert(!it->valid);
-				ck_assert_int_eq(it->status, 0);
+				FAST_TRUE(!it->valid);
+				FAST_EQ(it->status, 0);
 				break;
 			}
-			ck_assert(it->valid);
-			ck_assert_uint_eq(it->key.len, m->e[want].iklen);
-			ck_assert_mem_eq(it->key.data, m->e[want].ik, it->key.len);
+			FAST_TRUE(it->valid);
+			FAST_EQ(it->key.len, m->e[want].iklen);
+			FAST_TRUE(memcmp(it->key.data, m->e[want].ik, it->key.len) == 0);
 			iter_next(it);
 		}
 	}
@@ -381,6 +396,37 @@ static void check_iter(struct table *t, const struct model *m, struct rng *r, in
 }
 
 /* ---------------------------------------------------------------- round trips */
+
+struct footer {
+	uint64_t off[4];
+	uint32_t size[4]; /* filter, range-del, props, index */
+};
+static char *read_file(const char *path, size_t *n);
+static void parse_footer(const char *d, size_t n, struct footer *f);
+static size_t data_handles(const char *d, const struct footer *f, struct block_handle *h, size_t max);
+
+/* The data blocks tile the file from offset 0 up to data_end, one index entry each. */
+static void check_layout(const struct table *t, const struct table_props *props)
+{
+	size_t n;
+	char *d = read_file(TPATH, &n);
+	struct footer f;
+	parse_footer(d, n, &f);
+	size_t cap = (size_t)props->data_blocks + 1;
+	struct block_handle *h = malloc(cap * sizeof *h);
+	ck_assert_ptr_nonnull(h);
+	size_t nb = data_handles(d, &f, h, cap);
+	ck_assert_uint_eq(nb, props->data_blocks);
+	uint64_t at = 0;
+	for (size_t i = 0; i < nb; i++) {
+		FAST_EQ(h[i].offset, at);
+		at += h[i].size + BLOCK_TRAILER_SIZE;
+	}
+	ck_assert_uint_eq(at, t->data_end);
+	ck_assert_uint_eq(t->data_end, f.size[0] ? f.off[0] : f.off[1]);
+	free(h);
+	free(d);
+}
 
 static const struct {
 	struct table_opts o;
@@ -415,7 +461,7 @@ START_TEST(test_round_trip)
 		ck_assert_uint_gt(t->filter.len, 0);
 	else
 		ck_assert_uint_eq(t->filter.len, 0);
-	ck_assert_uint_lt(t->data_end, size);
+	check_layout(t, &props);
 
 	check_gets(t, &m, &r);
 	check_iter(t, &m, &r, 1);
@@ -465,6 +511,94 @@ START_TEST(test_bloom_skips)
 }
 END_TEST
 
+/* Binary user keys of every length from 0 (bytes 0x00 and 0xff included): index separators must
+ * still route every lookup and seek to the right block. */
+START_TEST(test_binary_keys)
+{
+	struct rng r = {test_seed("table_binary_keys")};
+	struct model m;
+	memset(&m, 0, sizeof m);
+	const unsigned char alphabet[] = {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff, 'a'};
+	for (int i = 0; i < 3000; i++) {
+		char uk[24];
+		size_t ul = (size_t)rng_below(&r, 12);
+		for (size_t j = 0; j < ul; j++)
+			uk[j] = (char)alphabet[rng_below(&r, sizeof alphabet)];
+		model_add(&m, uk, ul, 1 + (uint64_t)i, rng_below(&r, 6) ? VT_VALUE : VT_DELETE, &r);
+	}
+	qsort(m.e, m.n, sizeof *m.e, cmp_ent);
+	struct table_opts o = {256, 2, 10};
+	struct table_props props;
+	uint64_t size;
+	build_table(env, TPATH, &m, &o, &props, &size);
+	check_props(&props, &m);
+	struct table *t;
+	ck_assert_int_eq(table_open(env, TPATH, 12, 0, NULL, &t), 0);
+	check_layout(t, &props);
+	uint64_t skips = 0;
+	for (size_t i = 0; i < m.n; i++) {
+		struct slice ik = slice_make(m.e[i].ik, m.e[i].iklen);
+		check_get(t, &m, ikey_user(ik), SEQNO_MAX, &skips);
+		check_get(t, &m, ikey_user(ik), ikey_seq(ik), &skips);
+		check_get(t, &m, ikey_user(ik), ikey_seq(ik) - 1, &skips);
+		/* the user key followed by 0x00 and by 0xff: absent unless generated */
+		char k2[32];
+		memcpy(k2, ik.data, ik.len - IKEY_TRAILER);
+		for (int c = 0; c < 2; c++) {
+			k2[ik.len - IKEY_TRAILER] = c ? (char)0xff : 0;
+			check_get(t, &m, slice_make(k2, ik.len - IKEY_TRAILER + 1), SEQNO_MAX, NULL);
+		}
+		/* a seek to each entry's exact internal key lands on it */
+		if (i % 7 == 0) {
+			struct iter *it = table_iter_new(t, 0);
+			iter_seek(it, ik);
+			FAST_TRUE(it->valid);
+			FAST_EQ(it->key.len, ik.len);
+			FAST_TRUE(memcmp(it->key.data, ik.data, ik.len) == 0);
+			iter_destroy(it);
+		}
+	}
+	ck_assert_uint_eq(skips, 0);
+	check_iter(t, &m, &r, 0);
+	table_close(t);
+	table_props_free(&props);
+	model_free(&m);
+}
+END_TEST
+
+/* A tombstone with keys longer than the builder's stack buffers. */
+START_TEST(test_long_tombstone_keys)
+{
+	struct table_opts o = {4096, 16, 10};
+	struct table_builder *tb;
+	ck_assert_int_eq(table_builder_open(env, TPATH, &o, &tb), 0);
+	char b[700], e[700];
+	memset(b, 'b', sizeof b);
+	memset(e, 'e', sizeof e);
+	ck_assert_int_eq(table_builder_add_range(tb, slice_make(b, sizeof b), slice_make(e, sizeof e), 42), 0);
+	struct table_props props;
+	uint64_t size;
+	ck_assert_int_eq(table_builder_finish(tb, &props, &size), 0);
+	ck_assert_uint_eq(props.smallest.len, sizeof b + 8);
+	ck_assert_mem_eq(props.smallest.data, b, sizeof b);
+	ck_assert_uint_eq(ikey_seq(slice_make(props.smallest.data, props.smallest.len)), 42);
+	ck_assert_uint_eq(props.largest.len, sizeof e + 8);
+	ck_assert_mem_eq(props.largest.data, e, sizeof e);
+	ck_assert_uint_eq(ikey_seq(slice_make(props.largest.data, props.largest.len)), SEQNO_MAX);
+	struct table *t;
+	ck_assert_int_eq(table_open(env, TPATH, 12, 0, NULL, &t), 0);
+	uint64_t rs = 0;
+	struct table_get_result res = {0, 0, NULL};
+	ck_assert_int_eq(table_get(t, slice_make("c", 1), bloom_hash(slice_make("c", 1)), 50, &rs, &res, NULL), 0);
+	ck_assert_uint_eq(rs, 42);
+	rs = 0;
+	ck_assert_int_eq(table_get(t, slice_make("f", 1), bloom_hash(slice_make("f", 1)), 50, &rs, &res, NULL), 0);
+	ck_assert_uint_eq(rs, 0);
+	table_close(t);
+	table_props_free(&props);
+}
+END_TEST
+
 /* A table of range tombstones only (a compaction can write one): no data blocks, lookups see the
  * tombstones, iteration is empty. */
 START_TEST(test_tombstones_only)
@@ -510,11 +644,6 @@ START_TEST(test_tombstones_only)
 END_TEST
 
 /* ---------------------------------------------------------------- damaged files */
-
-struct footer {
-	uint64_t off[4];
-	uint32_t size[4]; /* filter, range-del, props, index */
-};
 
 static char *read_file(const char *path, size_t *n)
 {
@@ -691,6 +820,71 @@ START_TEST(test_malformed_data_block_checksummed)
 }
 END_TEST
 
+/* The offset a corruption message names ("... at offset N: ..."), or UINT64_MAX if none. */
+static uint64_t msg_offset(void)
+{
+	const char *p = strstr(lsm_errmsg(), " at offset ");
+	return p ? strtoull(p + 11, NULL, 10) : UINT64_MAX;
+}
+
+/* An index entry whose block handle does not decode, in an index whose checksum is valid: the error
+ * must name the file and a file offset in the index block (its start, or the entry's own offset),
+ * not an offset relative to the block. */
+START_TEST(test_malformed_index_entry_checksummed)
+{
+	struct model m;
+	uint64_t size;
+	small_table(&m, &size);
+	size_t n;
+	char *d = read_file(TPATH, &n);
+	struct footer f;
+	parse_footer(d, n, &f);
+	struct block_handle h[256];
+	ck_assert_uint_gt(data_handles(d, &f, h, 256), 3);
+	/* the second index entry's value (varint offset, varint size) becomes an endless varint */
+	struct block b;
+	ck_assert_int_eq(block_parse(&b, d + f.off[3], f.size[3]), 0);
+	struct block_iter bi;
+	block_iter_init(&bi, &b, BLOCK_CMP_IKEY);
+	iter_seek_first(&bi.base);
+	iter_next(&bi.base);
+	ck_assert(bi.base.valid);
+	uint64_t entry_off = f.off[3] + bi.cur;
+	memset((char *)bi.base.value.data, 0x80, bi.base.value.len);
+	block_iter_cleanup(&bi);
+	put_u32le(d + f.off[3] + f.size[3] + 1, (uint32_t)XXH3_64bits(d + f.off[3], (size_t)f.size[3] + 1));
+	write_file(TPATH, d, n);
+
+	struct table *t;
+	ck_assert_int_eq(table_open(env, TPATH, 12, 0, NULL, &t), 0);
+	/* the first entry of data block 1, at its own seqno: the lookup goes through index entry 1 */
+	struct iter *it = table_iter_new(t, 0);
+	size_t first = 0;
+	for (iter_seek_first(it); it->valid; iter_next(it))
+		first++;
+	ck_assert_int_eq(it->status, LSM_CORRUPT);
+	ck_assert_ptr_nonnull(strstr(lsm_errmsg(), TPATH));
+	uint64_t off = msg_offset();
+	ck_assert_msg(off == f.off[3] || off == entry_off,
+		      "scan: message names offset %llu; the index block is at %llu (entry at %llu): '%s'",
+		      (unsigned long long)off, (unsigned long long)f.off[3], (unsigned long long)entry_off, lsm_errmsg());
+	iter_destroy(it);
+	ck_assert_uint_gt(first, 0);
+	struct slice ik = slice_make(m.e[first].ik, m.e[first].iklen);
+	uint64_t rs = 0;
+	struct table_get_result res = {0, 0, NULL};
+	ck_assert_int_eq(table_get(t, ikey_user(ik), bloom_hash(ikey_user(ik)), ikey_seq(ik), &rs, &res, NULL),
+			 LSM_CORRUPT);
+	off = msg_offset();
+	ck_assert_msg(off == f.off[3] || off == entry_off,
+		      "get: message names offset %llu; the index block is at %llu (entry at %llu): '%s'",
+		      (unsigned long long)off, (unsigned long long)f.off[3], (unsigned long long)entry_off, lsm_errmsg());
+	table_close(t);
+	free(d);
+	model_free(&m);
+}
+END_TEST
+
 START_TEST(test_corrupt_meta_blocks_and_footer)
 {
 	struct model m;
@@ -827,6 +1021,11 @@ END_TEST
 
 /* ---------------------------------------------------------------- builder failures */
 
+static int add_entry(struct table_builder *tb, const struct ent *e)
+{
+	return table_builder_add(tb, slice_make(e->ik, e->iklen), slice_make(e->v, e->vlen));
+}
+
 START_TEST(test_builder_failures)
 {
 	struct table_opts o = {4096, 16, 10};
@@ -840,7 +1039,7 @@ START_TEST(test_builder_failures)
 	model_make(&m, 200, 3, &r);
 	ck_assert_int_eq(table_builder_open(env, TPATH, &o, &tb), 0);
 	for (size_t i = 0; i < m.n; i++)
-		ck_assert_int_eq(table_builder_add(tb, slice_make(m.e[i].ik, m.e[i].iklen), slice_make(m.e[i].v, m.e[i].vlen)), 0);
+		FAST_EQ(add_entry(tb, &m.e[i]), 0);
 	ck_assert_int_eq(table_builder_add_range(tb, slice_make("a", 1), slice_make("b", 1), 5), 0);
 	table_builder_abandon(tb);
 	table_builder_abandon(NULL);
@@ -850,7 +1049,7 @@ START_TEST(test_builder_failures)
 	ck_assert_ptr_nonnull(fe);
 	ck_assert_int_eq(table_builder_open(fe, TPATH, &o, &tb), 0);
 	for (size_t i = 0; i < m.n; i++)
-		ck_assert_int_eq(table_builder_add(tb, slice_make(m.e[i].ik, m.e[i].iklen), slice_make(m.e[i].v, m.e[i].vlen)), 0);
+		FAST_EQ(add_entry(tb, &m.e[i]), 0);
 	lsm_fault_set_fail(fe, 1, EIO, 0, 0, LSM_FAULT_SYNC);
 	struct table_props props;
 	memset(&props, 0, sizeof props);
@@ -865,7 +1064,7 @@ START_TEST(test_builder_failures)
 	lsm_fault_set_fail(fe, 1, ENOSPC, 1, 0, LSM_FAULT_WRITE);
 	int rc = 0;
 	for (size_t i = 0; i < m.n && !rc; i++) /* the 256 KiB write buffer fills at some point, or finish flushes */
-		rc = table_builder_add(tb, slice_make(m.e[i].ik, m.e[i].iklen), slice_make(m.e[i].v, m.e[i].vlen));
+		rc = add_entry(tb, &m.e[i]);
 	ck_assert_int_eq(table_builder_finish(tb, NULL, NULL), LSM_NOSPC);
 	lsm_fault_clear(fe);
 	fe->destroy(fe);
@@ -880,6 +1079,8 @@ Suite *table_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_round_trip, 0, (int)(sizeof CONFIGS / sizeof CONFIGS[0]));
 	tcase_add_test(tc, test_bloom_skips);
+	tcase_add_test(tc, test_binary_keys);
+	tcase_add_test(tc, test_long_tombstone_keys);
 	tcase_add_test(tc, test_tombstones_only);
 	tcase_add_test(tc, test_builder_failures);
 	suite_add_tcase(s, tc);
@@ -887,6 +1088,7 @@ Suite *table_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_corrupt_data_block);
 	tcase_add_test(tc, test_malformed_data_block_checksummed);
+	tcase_add_test(tc, test_malformed_index_entry_checksummed);
 	tcase_add_test(tc, test_corrupt_meta_blocks_and_footer);
 	tcase_add_test(tc, test_truncated);
 	tcase_add_test(tc, test_fuzz_flips);
