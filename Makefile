@@ -30,7 +30,7 @@ LIB := $(B)/libstore.a
 FS_SRC := $(wildcard fs/*.c)
 FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
 
-.PHONY: all test unit asan stress deps clean bench-store bench e2e
+.PHONY: all test unit asan stress deps clean bench-store bench e2e e2e-asan
 all: $(LIB) lsmfs $(B)/tests/unit_tests
 
 $(B)/%.o: %.c
@@ -74,13 +74,37 @@ deps:
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) e2e
+
+# End-to-end tests on a real FUSE mount (need /dev/fuse; each mounts under its own temp dir).
+E2E_HELPERS := $(B)/tests/fshelper $(B)/tests/fsmodel
+$(B)/tests/%: tests/e2e/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $<
+
+e2e: lsmfs $(E2E_HELPERS)
+	@fail=0; for t in tests/e2e/*.sh; do [ "$$t" = tests/e2e/lib.sh ] && continue; \
+		echo "== $$t"; FSHELPER=$(CURDIR)/$(B)/tests/fshelper FSMODEL=$(CURDIR)/$(B)/tests/fsmodel \
+		bash $$t || fail=1; done; exit $$fail
+
+# The daemon under ASan+UBSan through the end-to-end tests.
+e2e-asan:
+	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" lsmfs-asan
+	LSMFS=$(CURDIR)/lsmfs-asan ASAN_OPTIONS=detect_leaks=1:log_path=$(CURDIR)/build-asan/asan \
+		$(MAKE) e2e
+	@if ls build-asan/asan.* >/dev/null 2>&1; then echo "sanitizer reports:"; cat build-asan/asan.*; exit 1; fi
+	@echo "e2e-asan: no sanitizer reports"
+
+lsmfs-asan: $(FS_OBJ) $(LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $(FS_OBJ) $(LIB) $(FUSE_LIBS) $(LDLIBS_STORE)
 
 asan:
 	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" unit
 
 clean:
-	rm -rf build build-asan lsmfs tools/lsmfsck bench/lsmbench
+	rm -rf build build-asan lsmfs lsmfs-asan tools/lsmfsck bench/lsmbench
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 

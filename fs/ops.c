@@ -1000,6 +1000,30 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	inode_put(fs, in);
 }
 
+/* open(O_TRUNC): libfuse turns on FUSE_CAP_ATOMIC_O_TRUNC, so the kernel sends no size change of its
+ * own; the open itself must cut the file (one batch: blocks and inode). */
+static int open_truncate(struct fs *fs, struct inode *in)
+{
+	lsm_batch *b = tl_batch();
+	if (!b)
+		return ENOMEM;
+	pthread_mutex_lock(&in->mu);
+	struct fs_inode a = in->a;
+	int err = 0;
+	if (S_ISREG(a.mode)) {
+		if (a.size)
+			err = truncate_blocks(fs, b, &a, 0);
+		a.size = 0;
+		touch_mc(&a);
+		if (!err)
+			err = put_inode(b, &a) ? ENOMEM : commit(fs, b, 0);
+		if (!err)
+			in->a = a;
+	}
+	pthread_mutex_unlock(&in->mu);
+	return err;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = FS(req);
@@ -1009,7 +1033,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	int err = open_common(fs, in, fi);
+	int err = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY ? open_truncate(fs, in) : 0;
+	if (err) {
+		inode_put(fs, in);
+		fuse_reply_err(req, err);
+		return;
+	}
+	err = open_common(fs, in, fi);
 	if (err) {
 		inode_put(fs, in);
 		fuse_reply_err(req, err);
