@@ -110,3 +110,6 @@ clean:
 
 # Benchmarks live in their own makefile fragment.
 -include bench/bench.mk
+
+# tools/lsmfsck: its rules live beside it.
+-include tools/tools.mk
