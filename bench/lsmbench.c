@@ -226,12 +226,12 @@ static void phase_stats(const char *bench, const struct lsm_stats *a)
 	uint64_t miss = b.block_cache_misses - a->block_cache_misses;
 	fprintf(stderr,
 		"lsmbench: stats %s v%d: flushes +%" PRIu64 " compactions +%" PRIu64 " L0..L6 tables %s "
-		"(%.1f MiB) imm %" PRIu64 " | stalls: slowdowns +%" PRIu64 " stops +%" PRIu64 " imm_waits +%" PRIu64
+		"(%.1f MiB) mem %.1f MiB %" PRIu64 " entries, imm %" PRIu64 " | stalls: slowdowns +%" PRIu64 " stops +%" PRIu64 " imm_waits +%" PRIu64
 		" stalled %.3f s | MiB flushed +%.1f compacted in +%.1f out +%.1f | block cache hit %.1f%% "
 		"(+%" PRIu64 "/+%" PRIu64 ") tables open %" PRIu64 " bloom_useful +%" PRIu64 " groups +%" PRIu64
 		" bg_error %d\n",
 		bench, VSZ, b.flushes - a->flushes, b.compactions - a->compactions, lv,
-		b.table_bytes / 1048576.0, b.imm_count, b.stall_slowdowns - a->stall_slowdowns,
+		b.table_bytes / 1048576.0, b.mem_bytes / 1048576.0, b.mem_entries, b.imm_count, b.stall_slowdowns - a->stall_slowdowns,
 		b.stall_stops - a->stall_stops, b.stall_imm_waits - a->stall_imm_waits,
 		(b.stall_micros - a->stall_micros) / 1e6, (b.bytes_flushed - a->bytes_flushed) / 1048576.0,
 		(b.bytes_compacted_in - a->bytes_compacted_in) / 1048576.0,

@@ -62,6 +62,11 @@ RAW=$OUT/raw.tsv
 LOGS=$OUT/logs
 printf '# rep\tengine\tvalsize\tbench\tops_per_s\tmib_per_s\tseconds\tops\n' >"$RAW"
 : >"$LOGS/failures.txt"
+# The VM is shared: top samples every process every 5 s during the run, so that CPU used by other
+# jobs shows in the summary (the load average lags by a minute and counts our own threads).
+top -b -d 5 -w 250 >"$LOGS/top.txt" 2>/dev/null &
+TOP_PID=$!
+trap 'kill "$TOP_PID" 2>/dev/null' EXIT
 T0=$(date +%s)
 START=$(date -Is)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -146,6 +151,19 @@ for rep in $(seq 1 "$REPS"); do
 done
 rmdir "$DB" 2>/dev/null
 T1=$(date +%s)
+kill "$TOP_PID" 2>/dev/null
+wait "$TOP_PID" 2>/dev/null
+# Other jobs' CPU per sample (percent of one CPU; our engines, top and kernel I/O workers excluded).
+awk '/^top -/ { n++; next }
+	n > 1 && $1 ~ /^[0-9]+$/ && $9 + 0 > 0 && $12 !~ /^(lsmbench|kvbench|db_bench|top|kworker|jbd2|kswapd|ksoftirqd)/ {
+		cpu[n] += $9; by[$12] += $9 }
+	END {
+		for (i = 2; i <= n; i++) { t += cpu[i]; if (cpu[i] > m) m = cpu[i] }
+		k = n > 1 ? n - 1 : 1
+		printf "%d %.0f %.0f", n - 1, t / k, m
+		for (c in by) if (by[c] / k >= 1) printf " %s:%.0f%%", c, by[c] / k
+		printf "\n" }' "$LOGS/top.txt" >"$LOGS/others.txt"
+read -r OTH_N OTH_MEAN OTH_MAX OTH_WHO <"$LOGS/others.txt"
 
 # ---------------------------------------------------------------- summary
 {
@@ -156,6 +174,12 @@ T1=$(date +%s)
 		"memory available $(awk '/MemAvailable/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)" \
 		"of $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 	echo "* load average (1/5/15 min): $LOAD0 at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (per run: logs/env.txt)"
+	echo "* other jobs' CPU (top, every 5 s, $OTH_N samples): mean ${OTH_MEAN}%, max ${OTH_MAX}% of one CPU;" \
+		"mean per command: ${OTH_WHO:-none}"
+	if [ "${OTH_MEAN:-0}" -ge 10 ] || [ "${OTH_MAX:-0}" -ge 50 ]; then
+		echo "* **warning: other jobs used the CPUs during this run (logs/top.txt): ranges are wider and" \
+			"ratios less reliable than in a quiet run**"
+	fi
 	echo "* DB dirs: $DB on $(df -T "$OUT" | awk 'NR == 2 {print $1, $2}'); removed and \`sync\` before each engine run"
 	echo "* lsmfs $REV;" \
 		"$(dpkg-query -W -f='${Package} ${Version}' librocksdb-dev 2>/dev/null);" \
