@@ -113,3 +113,6 @@ clean:
 
 # tools/lsmfsck: its rules live beside it.
 -include tools/tools.mk
+
+# The filesystem benchmark (make bench) lives beside the store one.
+-include bench/fs.mk
