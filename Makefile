@@ -77,7 +77,11 @@ test: deps
 	$(MAKE) e2e
 
 # End-to-end tests on a real FUSE mount (need /dev/fuse; each mounts under its own temp dir).
-E2E_HELPERS := $(B)/tests/fshelper $(B)/tests/fsmodel
+E2E_HELPERS := $(B)/tests/fshelper $(B)/tests/fsmodel $(B)/tests/crashload
+# The crash workload also applies power-loss journals, so it links the store.
+$(B)/tests/crashload: tests/e2e/crashload.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Istore -o $@ $< $(LIB) $(LDLIBS_STORE)
 $(B)/tests/%: tests/e2e/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $<
@@ -85,7 +89,7 @@ $(B)/tests/%: tests/e2e/%.c
 e2e: lsmfs $(E2E_HELPERS)
 	@fail=0; for t in tests/e2e/*.sh; do [ "$$t" = tests/e2e/lib.sh ] && continue; \
 		echo "== $$t"; FSHELPER=$(CURDIR)/$(B)/tests/fshelper FSMODEL=$(CURDIR)/$(B)/tests/fsmodel \
-		bash $$t || fail=1; done; exit $$fail
+		CRASHLOAD=$(CURDIR)/$(B)/tests/crashload bash $$t || fail=1; done; exit $$fail
 
 # The daemon under ASan+UBSan through the end-to-end tests.
 e2e-asan:
@@ -98,6 +102,22 @@ e2e-asan:
 
 lsmfs-asan: $(FS_OBJ) $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $(FS_OBJ) $(LIB) $(FUSE_LIBS) $(LDLIBS_STORE)
+
+# Long randomized and crash tests. STRESS_SCALE multiplies the unit tests' randomized rounds (and
+# their timeouts); STRESS_CYCLES crash cycles of each kind (kill -9, power loss) on a real mount.
+# It can be run in parts (e.g. STRESS_CYCLES=200 five times): every run appends its results to
+# $(B)/stress.log, and the last line printed is the total over all runs logged there.
+STRESS_SCALE ?= 20
+STRESS_CYCLES ?= 1000
+stress: all $(E2E_HELPERS)
+	LSM_TEST_SCALE=$(STRESS_SCALE) CK_TIMEOUT_MULTIPLIER=$(STRESS_SCALE) $(B)/tests/unit_tests
+	CRASH_CYCLES=$(STRESS_CYCLES) CRASHLOAD=$(CURDIR)/$(B)/tests/crashload \
+		bash -o pipefail -c 'bash tests/e2e/crash.sh 2>&1 | tee $(B)/stress-crash.out'
+	@grep '^ok   crash:' $(B)/stress-crash.out | sed "s/^/$$(date -Is) /" >> $(B)/stress.log
+	@awk '{ for (i = 1; i <= NF; i++) { if ($$(i+1) == "crash" && $$(i+2) == "cycles,") c += $$i; \
+		if ($$(i+1) == "operations,") o += $$i } } \
+		END { printf "stress: %d crash cycles, %d operations verified over all logged runs ($(B)/stress.log)\n", c, o }' \
+		$(B)/stress.log
 
 asan:
 	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \

@@ -48,6 +48,7 @@ struct fs_config {
 	int sync_all;              /* -o sync: every change durable before its reply */
 	unsigned sync_interval;    /* seconds between background syncs (0: never) */
 	size_t cache_size;         /* store block cache bytes */
+	size_t write_buffer;       /* store memtable bytes */
 	uint32_t block_size;       /* for a new store */
 	int writeback;             /* kernel writeback cache */
 	double attr_timeout, entry_timeout, negative_timeout;

@@ -38,6 +38,8 @@ static const char usage[] =
 	"     sync_interval=SECONDS  background sync period: bounds what a crash can lose (default 5;\n"
 	"                            0 = only fsync and unmount sync)\n"
 	"     cache_size=SIZE        store block cache, e.g. 64M (default 64M; K, M, G suffixes)\n"
+	"     write_buffer=SIZE      store memtable size before a flush to a table (default 64M;\n"
+	"                            smaller values flush and compact more often)\n"
 	"     block_size=BYTES       file block size of a NEW store: 512..65536, a power of two\n"
 	"                            (default 4096, the page size); an existing store keeps its own\n"
 	"     writeback_cache        kernel writeback caching of file data (default)\n"
@@ -63,7 +65,7 @@ struct cmdline {
 
 enum {
 	K_HELP, K_VERSION, K_FG, K_DEBUG, K_SINGLE, K_RO, K_SYNC, K_SYNC_INTERVAL, K_CACHE, K_BS, K_WB, K_NOWB,
-	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL,
+	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF,
 };
 
 static const struct fuse_opt opts[] = {
@@ -87,6 +89,7 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("negative_timeout=", K_NEG),
 	FUSE_OPT_KEY("max_threads=", K_THREADS),
 	FUSE_OPT_KEY("lsmfs_crash_journal=", K_JOURNAL),
+	FUSE_OPT_KEY("write_buffer=", K_WBUF),
 	FUSE_OPT_END,
 };
 
@@ -169,6 +172,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (parse_size(val, &c->cfg.cache_size) || c->cfg.cache_size < (64u << 10))
 			goto bad;
 		return 0;
+	case K_WBUF:
+		if (parse_size(val, &c->cfg.write_buffer) || c->cfg.write_buffer < (64u << 10))
+			goto bad;
+		return 0;
 	case K_BS:
 		if (parse_u64(val, 65536, &u) || u < 512 || (u & (u - 1)))
 			goto bad;
@@ -217,6 +224,7 @@ int main(int argc, char **argv)
 	memset(&c, 0, sizeof c);
 	c.cfg.sync_interval = 5;
 	c.cfg.cache_size = 64u << 20;
+	c.cfg.write_buffer = 64u << 20;
 	c.cfg.block_size = 4096;
 	c.cfg.writeback = 1;
 	c.cfg.attr_timeout = c.cfg.entry_timeout = c.cfg.negative_timeout = 60;
