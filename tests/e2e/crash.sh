@@ -18,7 +18,7 @@
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 CL=${CRASHLOAD:-$E2E_ROOT/build/tests/crashload}
-FSCK=$E2E_ROOT/tools/lsmfsck
+FSCK=${LSMFSCK:-$E2E_ROOT/tools/lsmfsck}
 CYCLES=${CRASH_CYCLES:-20}
 KINDS=${CRASH_KINDS:-kill power}
 base=${CRASH_SEED:-$(date +%s%N)}
