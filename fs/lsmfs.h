@@ -49,11 +49,28 @@ struct fs_config {
 	unsigned sync_interval;    /* seconds between background syncs (0: never) */
 	size_t cache_size;         /* store block cache bytes */
 	size_t write_buffer;       /* store memtable bytes */
+	uint64_t reserve;          /* free bytes kept on the store's disk (reserve_set: given) */
+	int reserve_set;
 	uint32_t block_size;       /* for a new store */
 	int writeback;             /* kernel writeback cache */
 	double attr_timeout, entry_timeout, negative_timeout;
 	int threads;               /* max FUSE worker threads */
 	char *fault_journal;       /* test-only: run the store on a journaling fault env */
+};
+
+/* space.c: the free-space reserve (see there). */
+#define FS_SPACE_QUEUE 64
+struct fs_space {
+	uint64_t reserve;          /* 0: no checking (read-only) */
+	_Atomic uint64_t avail;    /* free bytes at the last statvfs */
+	_Atomic uint64_t grown;    /* bytes admitted since */
+	_Atomic int64_t checked_ns;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int inited, started, stop;
+	uint64_t queue[FS_SPACE_QUEUE]; /* mu: inodes whose freed blocks to compact away now */
+	int nq;
 };
 
 struct fs {
@@ -72,7 +89,18 @@ struct fs {
 	pthread_cond_t sync_cv;
 	lsm_env *env;              /* the env the store runs on (NULL: posix) */
 	lsm_env *fault_env;        /* test-only journaling wrapper */
+	struct fs_space space;
 };
+
+/* space.c */
+int fs_space_start(struct fs *fs);
+void fs_space_stop(struct fs *fs);
+/* 0, or ENOSPC when admitting `growth` more bytes would eat into the reserve. */
+int fs_space_check(struct fs *fs, uint64_t growth);
+/* Bytes writes may still use (what statfs reports as available). */
+uint64_t fs_space_usable(struct fs *fs);
+/* `bytes` of inode ino's blocks were just deleted (committed): compact them away now if space is short. */
+void fs_space_freed(struct fs *fs, uint64_t ino, uint64_t bytes);
 
 /* inode.c */
 void itab_init(struct fs *fs);

@@ -40,6 +40,8 @@ static const char usage[] =
 	"     cache_size=SIZE        store block cache, e.g. 64M (default 64M; K, M, G suffixes)\n"
 	"     write_buffer=SIZE      store memtable size before a flush to a table (default 64M;\n"
 	"                            smaller values flush and compact more often)\n"
+	"     reserve=SIZE           free space kept on the store's disk for flushes, compactions and\n"
+	"                            deletions: writes fail with ENOSPC below it (default 32M)\n"
 	"     block_size=BYTES       file block size of a NEW store: 512..65536, a power of two\n"
 	"                            (default 4096, the page size); an existing store keeps its own\n"
 	"     writeback_cache        kernel writeback caching of file data (default)\n"
@@ -65,7 +67,7 @@ struct cmdline {
 
 enum {
 	K_HELP, K_VERSION, K_FG, K_DEBUG, K_SINGLE, K_RO, K_SYNC, K_SYNC_INTERVAL, K_CACHE, K_BS, K_WB, K_NOWB,
-	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF,
+	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE,
 };
 
 static const struct fuse_opt opts[] = {
@@ -90,6 +92,7 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("max_threads=", K_THREADS),
 	FUSE_OPT_KEY("lsmfs_crash_journal=", K_JOURNAL),
 	FUSE_OPT_KEY("write_buffer=", K_WBUF),
+	FUSE_OPT_KEY("reserve=", K_RESERVE),
 	FUSE_OPT_END,
 };
 
@@ -176,6 +179,14 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (parse_size(val, &c->cfg.write_buffer) || c->cfg.write_buffer < (64u << 10))
 			goto bad;
 		return 0;
+	case K_RESERVE: {
+		size_t r;
+		if (parse_size(val, &r))
+			goto bad;
+		c->cfg.reserve = r;
+		c->cfg.reserve_set = 1;
+		return 0;
+	}
 	case K_BS:
 		if (parse_u64(val, 65536, &u) || u < 512 || (u & (u - 1)))
 			goto bad;

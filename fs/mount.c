@@ -261,6 +261,10 @@ int fs_open(struct fs *fs, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: the root directory's inode is missing (run lsmfsck)", fs->cfg.store_dir);
 		return -1;
 	}
+	if (fs_space_start(fs)) {
+		snprintf(err, errlen, "cannot start the space reclaim thread");
+		return -1;
+	}
 	if (!fs->cfg.read_only && fs->cfg.sync_interval) {
 		if (pthread_create(&fs->sync_thread, NULL, sync_main, fs)) {
 			snprintf(err, errlen, "cannot start the sync thread");
@@ -282,6 +286,7 @@ void fs_close(struct fs *fs)
 		fs->sync_started = 0;
 	}
 	if (fs->db) {
+		fs_space_stop(fs);
 		int rc = lsm_close(fs->db);
 		if (rc)
 			fprintf(stderr, "lsmfs: closing the store: %s\n", lsm_errmsg());

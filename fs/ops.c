@@ -419,6 +419,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		err = put_inode(b, &a) ? ENOMEM : 0;
 	if (!err)
 		err = commit(fs, b, 0);
+	if (!err && a.size < in->a.size)
+		fs_space_freed(fs, a.ino, in->a.size - a.size);
 	if (!err)
 		in->a = a;
 	struct stat st;
@@ -438,6 +440,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
 		     const char *target, struct inode **out)
 {
+	int nospc = fs_space_check(FS(req), FS_INODE_LEN + strlen(name) + (target ? strlen(target) : 0));
+	if (nospc)
+		return nospc;
 	struct fs *fs = FS(req);
 	size_t nl = strlen(name);
 	if (nl > FS_NAME_MAX)
@@ -588,6 +593,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	size_t nl = strlen(newname);
 	if (nl > FS_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	int nospc = fs_space_check(fs, FS_INODE_LEN + nl);
+	if (nospc) {
+		fuse_reply_err(req, nospc);
 		return;
 	}
 	struct inode *in = NULL, *p = NULL;
@@ -787,6 +797,8 @@ int fs_reclaim(struct fs *fs, uint64_t ino, uint32_t mode)
 	lsm_batch_free(b);
 	if (!err)
 		atomic_fetch_sub(&fs->ninodes, 1);
+	if (!err && S_ISREG(a.mode))
+		fs_space_freed(fs, ino, a.size);
 	return err;
 }
 
@@ -1165,6 +1177,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	int nospc = fs_space_check(fs, size);
+	if (nospc) {
+		fuse_reply_err(req, nospc);
+		return;
+	}
 	lsm_batch *b = tl_batch();
 	struct lsm_buf *v = tl_vbuf();
 	if (!b || !v) {
@@ -1251,8 +1268,14 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) {
+	if ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) ||
+	    ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))) {
 		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	int nospc = (mode & FALLOC_FL_PUNCH_HOLE) ? 0 : fs_space_check(fs, (uint64_t)len);
+	if (nospc) {
+		fuse_reply_err(req, nospc);
 		return;
 	}
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) {
@@ -1272,7 +1295,13 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	uint64_t start = (uint64_t)off, end = (uint64_t)off + (uint64_t)len;
 	if (!S_ISREG(a.mode)) {
 		err = S_ISDIR(a.mode) ? EISDIR : ENODEV;
-	} else if (mode & FALLOC_FL_PUNCH_HOLE) {
+	} else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		/* Zero range is a punch hole inside EOF (holes read as zeros; no space is reserved) plus,
+		 * without KEEP_SIZE, the size growth of a plain fallocate: nothing is stored past EOF. */
+		if ((mode & FALLOC_FL_ZERO_RANGE) && !(mode & FALLOC_FL_KEEP_SIZE) && end > a.size) {
+			a.size = end;
+			end = in->a.size;
+		}
 		if (end > a.size)
 			end = a.size;
 		if (start < end) {
@@ -1623,7 +1652,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	/* The store's device, in our block size. */
 	st.f_blocks = (fsblkcnt_t)((uint64_t)sv.f_blocks * sv.f_frsize / fs->bs);
 	st.f_bfree = (fsblkcnt_t)((uint64_t)sv.f_bfree * sv.f_frsize / fs->bs);
-	st.f_bavail = (fsblkcnt_t)((uint64_t)sv.f_bavail * sv.f_frsize / fs->bs);
+	/* What writes may still use: above the reserve, after what the store owes (space.c). */
+	st.f_bavail = (fsblkcnt_t)(fs_space_usable(fs) / fs->bs);
 	/* Inodes cost no fixed table: any free block could hold some. Report the live count as used. */
 	uint64_t used = atomic_load(&fs->ninodes);
 	st.f_ffree = st.f_favail = (fsfilcnt_t)(st.f_bavail * (fs->bs / 256));
@@ -1644,6 +1674,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	}
 	if (size > 65536) {
 		fuse_reply_err(req, E2BIG);
+		return;
+	}
+	int nospc = fs_space_check(fs, nl + size);
+	if (nospc) {
+		fuse_reply_err(req, nospc);
 		return;
 	}
 	if (!strncmp(name, "system.posix_acl_", 17)) {
