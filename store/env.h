@@ -46,6 +46,11 @@ struct lsm_env {
 	/* Read up to n bytes at off; returns the count read (short only at end of file) or -errno. */
 	int64_t (*pread)(lsm_rfile *f, void *buf, size_t n, uint64_t off);
 	int (*close_readable)(lsm_rfile *f);
+	/* Optional (NULL: not offered). Map the first size bytes of a readable file read-only and return
+	 * the address, or NULL when the env cannot (the caller then reads with pread). The mapping lives
+	 * until close_readable. Only for files that never change while open (finished tables): a file
+	 * cut short under a mapping faults (SIGBUS) instead of returning an error. */
+	const void *(*map)(lsm_rfile *f, uint64_t size);
 
 	/* Size of the file at path. */
 	int (*file_size)(lsm_env *env, const char *path, uint64_t *size);

@@ -59,7 +59,8 @@ struct lsm_options {
 	int block_restart_interval;   /* keys between prefix-compression restarts (default 16) */
 	int bloom_bits_per_key;       /* bloom filter size; 0 disables filters (default 10) */
 	size_t table_target_size;     /* compaction output table size (default 8 MiB) */
-	size_t block_cache_size;      /* bytes of data blocks cached (default 32 MiB) */
+	size_t block_cache_size;      /* bytes of data blocks cached (default 32 MiB); used for tables the
+	                                 * env cannot map (the posix env maps them: see table.h) */
 	int max_open_tables;          /* table readers (file descriptors) kept open (default 1000) */
 	int l0_compaction_trigger;    /* level-0 tables that start a compaction (default 4) */
 	int l0_slowdown_trigger;      /* level-0 tables at which each write is delayed 1 ms (default 12) */

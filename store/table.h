@@ -7,8 +7,10 @@
  *
  * Reader: a struct table is immutable after table_open and shared by every thread (preads are
  * concurrent). Index, bloom filter, range tombstones and properties are read and checksummed at open
- * and stay in memory for the table's life ("pinned"); data blocks go through the block cache. Any
- * checksum or format error is LSM_CORRUPT naming the file and the block's offset.
+ * and stay in memory for the table's life ("pinned"). Data blocks: when the env can map files
+ * (env->map: the posix env), each block is checksummed and read in place in the mapping, bypassing
+ * the block cache; otherwise they are pread through the block cache. Any checksum or format error is
+ * LSM_CORRUPT naming the file and the block's offset.
  */
 #ifndef LSM_TABLE_H
 #define LSM_TABLE_H
@@ -57,6 +59,7 @@ void table_props_free(struct table_props *p);
 struct table {
 	lsm_env *env;
 	lsm_rfile *f;
+	const char *map;          /* the whole file mapped (env->map), or NULL: blocks are pread */
 	char *path;
 	uint64_t number;
 	uint64_t size;
