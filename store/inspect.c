@@ -85,21 +85,33 @@ static int in_version(const struct version *v, uint64_t number)
 	return 0;
 }
 
+const char *lsm_inspect_file_kind(const char *name, uint64_t *number)
+{
+	switch (parse_file_name(name, number)) {
+	case SF_TABLE: return "table";
+	case SF_LOG: return "log";
+	case SF_MANIFEST: return "manifest";
+	case SF_CURRENT: return "CURRENT";
+	case SF_LOCK: return "LOCK";
+	case SF_TEMP: return "temp";
+	default: return "unknown";
+	}
+}
+
 static int files_cb(void *arg, const char *name)
 {
 	struct files_ctx *c = arg;
 	uint64_t number = 0, size = 0;
-	const char *kind = "unknown";
 	int live = 0;
 	switch (parse_file_name(name, &number)) {
-	case SF_TABLE: kind = "table"; live = in_version(c->v, number); break;
-	case SF_LOG: kind = "log"; live = number >= c->log_number; break;
-	case SF_MANIFEST: kind = "manifest"; live = number == c->manifest_number; break;
-	case SF_CURRENT: kind = "CURRENT"; live = 1; break;
-	case SF_LOCK: kind = "LOCK"; live = 1; break;
-	case SF_TEMP: kind = "temp"; break;
+	case SF_TABLE: live = in_version(c->v, number); break;
+	case SF_LOG: live = number >= c->log_number; break;
+	case SF_MANIFEST: live = number == c->manifest_number; break;
+	case SF_CURRENT: live = 1; break;
+	case SF_LOCK: live = 1; break;
 	default: break;
 	}
+	const char *kind = lsm_inspect_file_kind(name, &number);
 	char *p = path_join(c->db->dir, name);
 	if (p)
 		c->db->env->file_size(c->db->env, p, &size);
@@ -127,7 +139,25 @@ int lsm_inspect_files(lsm_db *db, int (*fn)(void *arg, const char *name, const c
 
 /* ---------------------------------------------------------------- versions of one key */
 
-static int report_iter_versions(struct iter *it, struct slice key, const char *source,
+/* Offset of the data block of table t that holds internal key ik (the first index entry >= ik). */
+static uint64_t data_block_of(struct table *t, struct slice ik)
+{
+	struct block_iter idx;
+	uint64_t off = 0;
+	block_iter_init(&idx, &t->index, BLOCK_CMP_IKEY);
+	iter_seek(&idx.base, ik);
+	if (idx.base.valid) {
+		struct slice v = idx.base.value;
+		const char *p = get_varint64(v.data, v.data + v.len, &off);
+		if (!p)
+			off = 0;
+	}
+	block_iter_cleanup(&idx);
+	return off;
+}
+
+/* t: the table the iterator walks (NULL: a memtable). */
+static int report_iter_versions(struct iter *it, struct slice key, const char *source, struct table *t, int level,
 				int (*fn)(void *, const struct lsm_version_info *), void *arg)
 {
 	char stackbuf[256];
@@ -143,6 +173,8 @@ static int report_iter_versions(struct iter *it, struct slice key, const char *s
 		struct lsm_version_info vi = {
 			.source = source, .seq = ikey_seq(it->key), .type = (int)ikey_type(it->key),
 			.value = it->value.data, .value_len = it->value.len, .begin = key.data, .begin_len = key.len,
+			.table_number = t ? t->number : 0, .block_offset = t ? data_block_of(t, it->key) : 0,
+			.level = t ? level : -1,
 		};
 		rc = fn(arg, &vi);
 	}
@@ -153,8 +185,8 @@ static int report_iter_versions(struct iter *it, struct slice key, const char *s
 	return rc;
 }
 
-static int report_fragments(const struct rd_list *l, struct slice key, const char *source,
-			    int (*fn)(void *, const struct lsm_version_info *), void *arg)
+static int report_fragments(const struct rd_list *l, struct slice key, const char *source, struct table *t,
+			    int level, int (*fn)(void *, const struct lsm_version_info *), void *arg)
 {
 	long i = rd_list_find(l, key);
 	if (i < 0)
@@ -164,6 +196,8 @@ static int report_fragments(const struct rd_list *l, struct slice key, const cha
 		struct lsm_version_info vi = {
 			.source = source, .seq = f->seqs[s], .type = LSM_ENTRY_RANGE_DELETE,
 			.value = f->end.data, .value_len = f->end.len, .begin = f->begin.data, .begin_len = f->begin.len,
+			.table_number = t ? t->number : 0, .block_offset = t ? t->h_rangedel.offset : 0,
+			.level = t ? level : -1,
 		};
 		int rc = fn(arg, &vi);
 		if (rc)
@@ -188,13 +222,13 @@ int lsm_inspect_key(lsm_db *db, const void *key, size_t klen,
 		struct rd_list l;
 		if ((rc = memtable_range_snapshot(mems[i], slice_make(NULL, 0), slice_make(NULL, 0), &l)))
 			break;
-		rc = report_fragments(&l, k, src, fn, arg);
+		rc = report_fragments(&l, k, src, NULL, -1, fn, arg);
 		rd_list_free(&l);
 		struct iter *it = rc ? NULL : memtable_iter_new(mems[i]);
 		if (!rc && !it)
 			rc = st_error(LSM_NOMEM, "out of memory");
 		if (it) {
-			rc = report_iter_versions(it, k, src, fn, arg);
+			rc = report_iter_versions(it, k, src, NULL, -1, fn, arg);
 			iter_destroy(it);
 		}
 	}
@@ -211,12 +245,12 @@ int lsm_inspect_key(lsm_db *db, const void *key, size_t klen,
 			void *h;
 			if ((rc = vset_table(db->vs, f, &t, &h)))
 				break;
-			rc = report_fragments(&t->tombstones, k, src, fn, arg);
+			rc = report_fragments(&t->tombstones, k, src, t, l, fn, arg);
 			struct iter *it = rc ? NULL : table_iter_new(t, 0);
 			if (!rc && !it)
 				rc = st_error(LSM_NOMEM, "out of memory");
 			if (it) {
-				rc = report_iter_versions(it, k, src, fn, arg);
+				rc = report_iter_versions(it, k, src, t, l, fn, arg);
 				iter_destroy(it);
 			}
 			vset_table_release(db->vs, h);

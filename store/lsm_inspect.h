@@ -66,6 +66,11 @@ struct lsm_version_info {
 	size_t value_len;
 	const void *begin;     /* range tombstone begin (else the key) */
 	size_t begin_len;
+	/* Where it is stored: a table's number (0 for a memtable) and the offset of the data block that
+	 * holds it (of the range-deletion block for a tombstone). */
+	uint64_t table_number;
+	uint64_t block_offset;
+	int level;             /* the table's level (-1 for a memtable) */
 };
 int lsm_inspect_key(lsm_db *db, const void *key, size_t klen,
 		    int (*fn)(void *arg, const struct lsm_version_info *v), void *arg);
@@ -128,6 +133,10 @@ struct lsm_edit_info {
 };
 int lsm_inspect_manifest_file(lsm_env *env, const char *path, uint64_t number,
 			      int (*fn)(void *arg, const struct lsm_edit_info *e), void *arg);
+
+/* Classify a store directory entry by name as lsm_inspect_files does ("table", "log", "manifest",
+ * "CURRENT", "LOCK", "temp", "unknown"); *number gets its file number (0 if none). */
+const char *lsm_inspect_file_kind(const char *name, uint64_t *number);
 
 /* 1 if a process holds the store's lock (a daemon has it mounted), 0 if not, <0 on error. */
 int lsm_inspect_locked(lsm_env *env, const char *dir);
