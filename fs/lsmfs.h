@@ -63,7 +63,8 @@ struct fs_config {
 struct fs_space {
 	uint64_t reserve;          /* 0: no checking (read-only) */
 	_Atomic uint64_t avail;    /* free bytes at the last statvfs */
-	_Atomic uint64_t grown;    /* bytes admitted since */
+	_Atomic int64_t grown;     /* bytes written since (not yet in the measurement) */
+	_Atomic int64_t inflight;  /* bytes claimed by writes still going on */
 	_Atomic int64_t checked_ns;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -97,6 +98,10 @@ int fs_space_start(struct fs *fs);
 void fs_space_stop(struct fs *fs);
 /* 0, or ENOSPC when admitting `growth` more bytes would eat into the reserve. */
 int fs_space_check(struct fs *fs, uint64_t growth);
+/* The same for a write: the bytes count as in flight until fs_space_done (call it once, success
+ * or not, after a successful claim). */
+int fs_space_claim(struct fs *fs, uint64_t bytes);
+void fs_space_done(struct fs *fs, uint64_t bytes);
 /* Bytes writes may still use (what statfs reports as available). */
 uint64_t fs_space_usable(struct fs *fs);
 /* `bytes` of inode ino's blocks were just deleted (committed): compact them away now if space is short. */

@@ -1177,7 +1177,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	int nospc = fs_space_check(fs, size);
+	int nospc = fs_space_claim(fs, size);
 	if (nospc) {
 		fuse_reply_err(req, nospc);
 		return;
@@ -1185,6 +1185,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 	lsm_batch *b = tl_batch();
 	struct lsm_buf *v = tl_vbuf();
 	if (!b || !v) {
+		fs_space_done(fs, size);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -1251,6 +1252,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 	if (!err)
 		in->a = a;
 	pthread_mutex_unlock(&in->mu);
+	fs_space_done(fs, size);
 	free(tmp);
 	if (err)
 		fuse_reply_err(req, err);

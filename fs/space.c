@@ -29,13 +29,14 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Free bytes on the store's disk, refreshed when stale or when much was admitted since. */
+/* Free bytes on the store's disk less what is promised: refreshed when stale or when much was
+ * admitted since; writes in flight (claimed, not yet in the store) always count. */
 static uint64_t space_avail(struct fs *fs)
 {
 	struct fs_space *s = &fs->space;
 	int64_t now = mono_ns();
-	uint64_t grown = atomic_load(&s->grown);
-	if (now - atomic_load(&s->checked_ns) > RECHECK_NS || grown > s->reserve / 8) {
+	int64_t grown = atomic_load(&s->grown);
+	if (now - atomic_load(&s->checked_ns) > RECHECK_NS || grown > (int64_t)(s->reserve / 8)) {
 		struct statvfs sv;
 		struct lsm_stats st;
 		if (statvfs(fs->cfg.store_dir, &sv) == 0 && lsm_stats_get(fs->db, &st) == 0) {
@@ -44,24 +45,48 @@ static uint64_t space_avail(struct fs *fs)
 			uint64_t free_now = (uint64_t)sv.f_bavail * sv.f_frsize;
 			uint64_t debt = st.mem_bytes + st.imm_bytes + st.level_bytes[0];
 			atomic_store(&s->avail, free_now > debt ? free_now - debt : 0);
-			atomic_store(&s->grown, 0);
+			atomic_fetch_sub(&s->grown, grown); /* what the measurement now includes */
 			atomic_store(&s->checked_ns, now);
-			grown = 0;
 		}
 	}
+	int64_t owed = atomic_load(&s->grown) + atomic_load(&s->inflight);
 	uint64_t avail = atomic_load(&s->avail);
-	return avail > grown ? avail - grown : 0;
+	if (owed <= 0)
+		return avail;
+	return avail > (uint64_t)owed ? avail - (uint64_t)owed : 0;
 }
 
-int fs_space_check(struct fs *fs, uint64_t growth)
+int fs_space_claim(struct fs *fs, uint64_t bytes)
 {
 	struct fs_space *s = &fs->space;
 	if (!s->reserve)
 		return 0;
-	if (space_avail(fs) < s->reserve + growth)
+	/* Claim first, then look: concurrent writers (the kernel sends up to max_threads writebacks
+	 * at once) must not all pass on the same stale measurement. */
+	atomic_fetch_add(&s->inflight, (int64_t)bytes);
+	if (space_avail(fs) < s->reserve) {
+		atomic_fetch_sub(&s->inflight, (int64_t)bytes);
 		return ENOSPC;
-	atomic_fetch_add(&s->grown, growth);
+	}
 	return 0;
+}
+
+void fs_space_done(struct fs *fs, uint64_t bytes)
+{
+	struct fs_space *s = &fs->space;
+	if (!s->reserve)
+		return;
+	/* In the store now (log and memtable): counted until the next measurement sees it. */
+	atomic_fetch_add(&s->grown, (int64_t)bytes);
+	atomic_fetch_sub(&s->inflight, (int64_t)bytes);
+}
+
+int fs_space_check(struct fs *fs, uint64_t growth)
+{
+	int rc = fs_space_claim(fs, growth);
+	if (!rc)
+		fs_space_done(fs, growth);
+	return rc;
 }
 
 uint64_t fs_space_usable(struct fs *fs)
