@@ -44,6 +44,7 @@ struct fsck {
 	int locate_budget;       /* log searches left for problem locations (each reads the logs) */
 	/* Results. */
 	uint64_t errors, fixed, notes;
+	uint64_t fixable;        /* errors --repair knows how to fix */
 	int exit;                /* FSCK_EXIT_* bits so far */
 	int json_first;          /* no problem printed to the JSON array yet */
 	struct fsck_count counts[64]; /* problems by code */

@@ -10,6 +10,7 @@
  *   fsck_damage [-w] STORE put-orphan INO
  *   fsck_damage [-w] STORE del KEY                          (KEY as lsmfsck prints it)
  *   fsck_damage [-w] STORE set-alloc N
+ *   fsck_damage STORE flush                                 (only open read-write and flush: tables)
  *   fsck_damage STORE wal-two-batches   two synced batches rewriting S and N with their own values;
  *                                       prints "LOGFILE OFFSET-OF-THE-FIRST" (to corrupt it)
  */
@@ -120,6 +121,8 @@ static int run(lsm_db *db, int argc, char **argv)
 		fs_alloc_encode(num(argv[1]), v);
 		return lsm_put(db, k, kl, v, 8, LSM_SYNC);
 	}
+	if (!strcmp(cmd, "flush") && argc == 1)
+		return 0;
 	if (!strcmp(cmd, "wal-two-batches") && argc == 1) {
 		const char kinds[2] = {FS_K_SUPER, FS_K_ALLOC};
 		struct lsm_stats st;

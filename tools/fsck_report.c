@@ -79,6 +79,7 @@ void fsck_problem(struct fsck *c, const char *code, const void *key, size_t klen
 	va_end(ap);
 	fixed = fixed && fix && c->repair;
 	c->errors++;
+	c->fixable += fix != NULL;
 	if (fixed) {
 		c->fixed++;
 		c->exit |= FSCK_EXIT_FIXED;

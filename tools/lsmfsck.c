@@ -63,7 +63,7 @@ static void summary(struct fsck *c)
 	double secs = fsck_now() - c->t0;
 	uint64_t left = c->errors - c->fixed;
 	if (c->json) {
-		printf("%s\n  ],\n", c->json_first ? "" : "");
+		printf("\n  ],\n");
 		printf("  \"errors\": %" PRIu64 ", \"fixed\": %" PRIu64 ", \"left\": %" PRIu64 ", \"notes\": %" PRIu64
 		       ",\n", c->errors, c->fixed, left, c->notes);
 		printf("  \"exit\": %d, \"mounted\": %s, \"repair\": %s, \"fs_checked\": %s, \"seconds\": %.3f,\n", c->exit,
@@ -107,8 +107,13 @@ static void summary(struct fsck *c)
 			printf(" %s %" PRIu64, c->counts[i].code, c->counts[i].n);
 		printf("\n");
 	}
-	if (c->errors > c->fixed && !c->repair)
-		printf("lsmfsck: run with --repair to fix what can be fixed\n");
+	if (c->fixable && !c->repair)
+	{
+		if (c->errors == 1)
+			printf("lsmfsck: --repair can fix it\n");
+		else
+			printf("lsmfsck: --repair can fix %" PRIu64 " of them\n", c->fixable);
+	}
 }
 
 static int run_check(struct fsck *c)

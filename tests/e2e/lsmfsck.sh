@@ -1,0 +1,221 @@
+#!/bin/bash
+# lsmfsck.sh - tools/lsmfsck on real stores: a tree made with cp -a through the mount checks clean (also
+# while mounted, read-only); --stats counts equal what find sees; --ls/--stat/--cat/--dump-* read the
+# store without a mount; stores with known damage (byte flip in a table, truncated table, deleted table,
+# dangling entry, wrong link counts, unattached inode, blocks past EOF, a damaged log record in the middle,
+# a torn log tail, a file nothing refers to) give the exact problem line and exit code; --repair fixes the
+# fixable ones and a second check exits 0; usage errors exit 16.
+. "$(dirname "$0")/lib.sh"
+e2e_setup
+FSCK=$E2E_ROOT/tools/lsmfsck
+DAMAGE=$E2E_ROOT/build/tools/fsck_damage
+if [ ! -x "$FSCK" ] || [ ! -x "$DAMAGE" ]; then
+	make -C "$E2E_ROOT" -s tools/lsmfsck build/tools/fsck_damage >/dev/null 2>&1 || { fail "build lsmfsck"; e2e_done; }
+fi
+OUT=$E2E_TMP/fsck.out
+CLEAN=$E2E_TMP/clean
+W=$E2E_TMP/work
+# Where a problem's key lives, as lsmfsck prints it.
+LOC_TABLE='\([0-9]{6}\.sst level [0-9], block at [0-9]+\)'
+
+# fsck ARGS...: run lsmfsck, output in $OUT, exit code in $RC.
+fsck() { "$FSCK" "$@" >"$OUT" 2>&1; RC=$?; }
+show() { sed 's/^/     /' "$OUT" | head -25; }
+expect_rc() { # expect_rc WHAT WANT
+	if [ "$RC" -eq "$2" ]; then ok "$1: exit $RC"; else fail "$1: exit $RC, want $2"; show; fi
+}
+# re LITERAL: the text as an extended regular expression.
+re() { printf '%s' "$1" | sed 's/[][\.|$(){}?+*^/]/\\&/g'; }
+expect_line() { # expect_line WHAT REGEX: one whole line of $OUT matches
+	if grep -Eqx -- "$2" "$OUT"; then ok "$1"; else fail "$1: no line matching: $2"; show; fi
+}
+fresh() { rm -rf "$W"; cp -a "$CLEAN" "$W"; }
+# tables: a copy whose writes are all in tables (a read-write open flushes the log).
+tables() { fresh; "$DAMAGE" "$W" flush; }
+ino_of() { "$FSCK" --stat "$1" "$CLEAN" | awk '/^inode:/ {print $2}'; }
+# check_repair WHAT: --repair exits 1 (all fixed), then a second check exits 0.
+check_repair() {
+	fsck -y "$W"; expect_rc "$1: --repair" 1
+	fsck "$W"; expect_rc "$1: check after --repair" 0
+}
+
+# ---- a clean store made by real tools
+mount_fs || exit 1
+M=$MNT
+cp -a /usr/include/linux "$M/linux"
+mkdir -p "$M/a/b/c" "$M/a/empty"
+echo "0123456789" | head -c 10 >"$M/a/small"
+echo hello >"$M/a/f"
+ln "$M/a/f" "$M/a/f2"
+ln -s ../linux/fs.h "$M/a/link"
+mkfifo "$M/a/fifo"
+dd if=/dev/urandom of="$M/a/sparse" bs=4096 seek=100 count=1 status=none
+touch "$M/a/prealloc" && fallocate -n -l 1M "$M/a/prealloc"
+setfattr -n user.one -v 1 "$M/a/f"
+setfattr -n user.two -v 2 "$M/a/f"
+setfattr -n user.dir -v d "$M/a/b"
+cp "$M/a/sparse" "$E2E_TMP/sparse.copy"
+
+fsck "$STORE"
+expect_rc "check of a mounted store" 0
+expect_line "mounted store: note that the live log may be ahead" 'note\[mounted\]: the store is in use \(mounted\?\): checking it read-only; the live write-ahead log may be ahead of what this check saw, and files may change under it'
+fsck --repair "$STORE"
+expect_rc "--repair of a mounted store refused" 8
+expect_line "--repair of a mounted store says why" "lsmfsck: $(re "$STORE") is in use by another process \(mounted\?\): refusing to repair it; unmount it first"
+
+# --stats counts against what find sees on the mounted tree.
+"$FSCK" --stats --json "$STORE" >"$E2E_TMP/stats.json" 2>/dev/null
+got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=d["keys"]; t=k["inodes_by_type"]
+print(k["inodes"], t["directory"], t["regular"], t["symlink"], t["fifo"], k["dirents"], k["blocks"], k["xattrs"])' "$E2E_TMP/stats.json")
+inodes=$(find "$M" -printf '%i\n' | sort -u | wc -l)
+dirs=$(find "$M" -type d | wc -l)
+regs=$(find "$M" -type f -printf '%i\n' | sort -u | wc -l)
+links=$(find "$M" -type l | wc -l)
+fifos=$(find "$M" -type p | wc -l)
+dirents=$(find "$M" -mindepth 1 | wc -l)
+# Stored blocks: every 4 KiB block of the dense files, one for the sparse file, none for the
+# preallocated one (fallocate -n stores nothing past EOF).
+dense=$(find "$M" -type f ! -name sparse ! -name prealloc -printf '%i %s\n' | sort -u |
+	awk '{n += int(($2 + 4095) / 4096)} END {print n + 0}')
+blocks=$((dense + 1))
+# (each inode once: hard links share their attributes)
+xattrs=$(find "$M" -printf '%i %p\n' | sort -n -u -k1,1 | cut -d' ' -f2- |
+	xargs -d '\n' getfattr -h -d -m - --absolute-names 2>/dev/null | grep -c '^[^#].*=')
+want="$inodes $dirs $regs $links $fifos $dirents $blocks $xattrs"
+if [ "$got" = "$want" ]; then ok "--stats counts equal find's (inodes dirs files symlinks fifos entries blocks xattrs: $got)"
+else fail "--stats counts $got, find sees $want"; fi
+check "--stats text mode" bash -c "'$FSCK' --stats '$STORE' | grep -q '^space: .* space amplification'"
+
+# An open, unlinked file is an orphan awaiting reclaim: a note, not an error.
+echo pending >"$M/a/open-unlinked"
+exec 3<"$M/a/open-unlinked"
+rm "$M/a/open-unlinked"
+fsck "$STORE"
+expect_rc "open-unlinked file while mounted" 0
+expect_line "open-unlinked file is a pending orphan" 'note\[orphan-pending\]: inode [0-9]+ \(regular file\) was unlinked while open: the next mount reclaims it'
+exec 3<&-
+umount_fs || fail "unmount"
+
+fsck "$STORE"
+expect_rc "check of a cp -a tree after unmount" 0
+expect_line "summary says clean" "lsmfsck: $(re "$STORE"): clean, 0 notes"
+cp -a "$STORE" "$CLEAN"
+fsck --json "$STORE"
+expect_rc "--json check" 0
+check "--json is one JSON object with errors 0" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["errors"] == 0 and d["fs_checked"]' "$OUT"
+
+# ---- inspection without a mount
+check "--cat of a file equals the original" cmp <("$FSCK" --cat /linux/fs.h "$CLEAN") /usr/include/linux/fs.h
+check "--cat of a sparse file" cmp <("$FSCK" --cat /a/sparse "$CLEAN") "$E2E_TMP/sparse.copy"
+fsck --ls /a "$CLEAN"
+expect_line "--ls lists a symlink with its target" '.*[0-9]+ link -> \.\./linux/fs\.h'
+expect_line "--ls lists a hard-linked file" '-rw-r--r--   2 .* f2'
+fsck --stat /a/f "$CLEAN"
+expect_line "--stat shows links and xattrs" 'links:   2'
+expect_line "--stat lists xattrs" 'xattrs:  2 user\.one\(1 bytes\) user\.two\(1 bytes\)'
+fsck --dump-key 'd|1|"a"' "$CLEAN"
+expect_line "--dump-key decodes an entry" "  .*: seqno [0-9]+ put -> inode $(ino_of /a) type 4"
+fsck --ls /nonexistent "$CLEAN"
+expect_rc "--ls of a missing path" 8
+
+# ---- damaged stores
+SMALL=$(ino_of /a/small)
+F=$(ino_of /a/f)
+A=$(ino_of /a)
+
+fresh; "$DAMAGE" "$W" put-dirent 1 ghost 999999 8
+fsck "$W"; expect_rc "dangling entry" 4
+expect_line "dangling entry: problem line" "$(re 'error[dangling-entry]: d|1|"ghost": names inode 999999, which does not exist') $LOC_TABLE"
+fsck -y "$W"
+expect_line "dangling entry: fixed" "$(re 'error[dangling-entry]: d|1|"ghost": names inode 999999, which does not exist') $LOC_TABLE; fixed: entry deleted"
+fsck "$W"; expect_rc "dangling entry: check after --repair" 0
+
+fresh; "$DAMAGE" "$W" set-inode "$F" nlink 5; "$DAMAGE" "$W" set-inode "$A" nlink 9
+fsck "$W"; expect_rc "wrong nlink" 4
+expect_line "wrong nlink of a file" "$(re "error[nlink]: i|$F: link count is 5, should be 2 (entries naming it)") $LOC_TABLE"
+expect_line "wrong nlink of a directory" "$(re "error[nlink]: i|$A: link count is 9, should be 4 (2 + subdirectories)") $LOC_TABLE"
+check_repair "wrong nlink"
+
+fresh; "$DAMAGE" "$W" new-inode 777777 100644 1 0
+fsck "$W"; expect_rc "unattached inode" 4
+expect_line "unattached inode: problem line" "$(re 'error[unattached]: i|777777: regular file with 1 link(s) that no entry names') $LOC_TABLE"
+expect_line "unattached inode: stale allocator" "$(re 'error[alloc-stale]: N: next inode number ')[0-9]+$(re ' is not above the largest in use (777777)') $LOC_TABLE"
+fsck -y "$W"
+expect_line "unattached inode: moved to lost+found" ".*; fixed: linked as /lost\+found/#777777"
+fsck "$W"; expect_rc "unattached inode: check after --repair" 0
+fsck --ls /lost+found "$W"
+expect_line "unattached inode is /lost+found/#777777" '.* 777777 #777777'
+
+fresh; "$DAMAGE" "$W" put-block "$SMALL" 3 100; "$DAMAGE" "$W" put-block "$SMALL" 0 4096
+fsck "$W"; expect_rc "blocks past EOF" 4
+expect_line "block starting past EOF" "$(re "error[block-past-eof]: b|$SMALL|3: block 3 (100 bytes) starts past the end of the file (size 10)") $LOC_TABLE"
+expect_line "block reaching past EOF" "$(re "error[block-past-eof]: b|$SMALL|0: block 0 holds 4096 bytes, 4086 past the end of the file (size 10)") $LOC_TABLE"
+check_repair "blocks past EOF"
+check "blocks past EOF: the file reads its 10 bytes" bash -c "[ \"\$('$FSCK' --cat /a/small '$W')\" = zzzzzzzzzz ]"
+
+fresh; "$DAMAGE" "$W" put-orphan 555555
+fsck "$W"; expect_rc "orphan record of a missing inode" 4
+expect_line "orphan record: problem line" "$(re 'error[orphan-stale]: o|555555: orphan list names inode 555555, which does not exist') $LOC_TABLE"
+check_repair "orphan record"
+
+# A table with a flipped byte, a truncated table, a deleted table: reported, not repairable.
+tables; T=$(ls -S "$W"/*.sst | head -1); TN=$(basename "$T")
+printf '\377' | dd of="$T" bs=1 seek=100 conv=notrunc status=none
+fsck "$W"; expect_rc "byte flip in a table block" 4
+expect_line "byte flip: problem line" "$(re "error[table-corrupt]: $TN (level ")[0-9]$(re "): corruption in $T at offset 0: block checksum mismatch (stored ")[0-9a-f]+, computed [0-9a-f]+\)"
+fsck -y "$W"; expect_rc "byte flip: --repair leaves it" 4
+tables; T=$(ls -S "$W"/*.sst | head -1); TN=$(basename "$T")
+truncate -s -100 "$T"
+fsck "$W"; expect_rc "truncated table" 4
+expect_line "truncated table: problem line" "$(re "error[table-corrupt]: $TN (level ")[0-9]$(re "): corruption in $T at offset ")[0-9]+$(re ": bad magic number: not a table, or truncated")"
+tables; T=$(ls -S "$W"/*.sst | head -1); TN=$(basename "$T")
+rm "$T"
+fsck "$W"; expect_rc "deleted table file" 4
+expect_line "deleted table: problem line" "$(re "error[table-missing]: $TN (level ")[0-9]$(re ") is named by the manifest but missing")"
+
+# A damaged log record that a later synced record vouches for: corruption (the daemon refuses the store);
+# --repair opens with the store's repair option, which skips it.
+fresh; set -- $("$DAMAGE" "$W" wal-two-batches); LOG=$1; OFF=$2
+printf 'U' | dd of="$W/$LOG" bs=1 seek=$((OFF + 30)) conv=notrunc status=none
+fsck "$W"; expect_rc "log damaged in the middle" 4
+expect_line "damaged log record: problem line" "$(re "error[wal-corrupt]: corruption in $W/$LOG at offset $OFF: bad record checksum or header (a later record says these bytes had been synced)")"
+fsck -y "$W"
+expect_line "damaged log record: skipped" "$(re 'note[wal-skipped]: skipped 1 damaged log record(s), ')[0-9]+ bytes"
+fsck "$W"; expect_rc "damaged log: check after --repair" 0
+
+# A torn tail (bytes of a write never synced) is a note, not an error.
+fresh; LOG=$(ls "$W"/*.log | tail -1)
+SZ=$(stat -c %s "$LOG")
+head -c 40 /dev/urandom >>"$LOG"
+fsck "$W"; expect_rc "torn log tail" 0
+expect_line "torn log tail: note" "$(re "note[wal-torn-tail]: $(basename "$LOG") ends in a torn record at $SZ (40 bytes never synced; discarded at open, not an error)")"
+
+# A table nothing refers to.
+tables; T=$(ls "$W"/*.sst | head -1); cp "$T" "$W/999999.sst"
+fsck "$W"; expect_rc "file nothing refers to" 4
+expect_line "orphan file: problem line" "$(re "error[orphan-file]: 999999.sst (table, $(stat -c %s "$T") bytes) is not live: nothing refers to it")"
+check_repair "orphan file"
+
+# The repaired stores mount and read.
+fresh; "$DAMAGE" "$W" new-inode 777777 100644 1 0; "$DAMAGE" "$W" set-inode "$F" nlink 1
+"$FSCK" -y "$W" >/dev/null 2>&1
+STORE=$W
+mount_fs || fail "mount a repaired store"
+check "repaired store: lost+found entry readable" test -f "$MNT/lost+found/#777777"
+check "repaired store: hard link count back to 2" bash -c "[ \$(stat -c %h '$MNT/a/f') = 2 ]"
+umount_fs || fail "unmount the repaired store"
+fsck "$W"; expect_rc "repaired store after a mount" 0
+
+# ---- usage
+fsck; expect_rc "no STORE_DIR" 16
+fsck --bogus "$CLEAN"; expect_rc "unknown option" 16
+fsck --ls; expect_rc "--ls without its argument" 16
+fsck --repair --stats "$CLEAN"; expect_rc "--repair with --stats" 16
+fsck --stats --ls / "$CLEAN"; expect_rc "two modes" 16
+fsck "$CLEAN" extra; expect_rc "extra argument" 16
+fsck "$E2E_TMP/nothing-here"; expect_rc "missing store" 8
+fsck --help; expect_rc "--help" 0
+for o in --repair --yes --quiet --json --stats --ls --stat --cat --dump-key --dump-table --dump-log --help; do
+	grep -q -- "$o" "$OUT" || fail "--help does not mention $o"
+done
+e2e_done
