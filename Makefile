@@ -136,3 +136,6 @@ clean:
 
 # The filesystem benchmark (make bench) lives beside the store one.
 -include bench/fs.mk
+
+# libFuzzer targets (make fuzz): their rules live beside them.
+-include tests/fuzz/fuzz.mk

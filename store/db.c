@@ -311,8 +311,12 @@ static int install_edit(struct lsm_db *db, struct version_edit *e, struct memtab
 	int rc = vset_log_and_apply(db->vs, e, &db->mu);
 	db->manifest_busy = 0;
 	pthread_cond_broadcast(&db->done_cv);
-	if (rc)
+	if (rc) {
+		/* A manifest write that failed leaves unknown which manifest (and which edits) a restart
+		 * reads: stop writes and file deletions, whoever asked (flush, compaction, compact_range). */
+		db_set_bg_error(db, rc);
 		return rc;
+	}
 	if (flushed && db->nimm > 0 && db->imm[0] == flushed) {
 		memmove(db->imm, db->imm + 1, (size_t)(db->nimm - 1) * sizeof *db->imm);
 		db->nimm--;
@@ -455,8 +459,11 @@ static void *flush_thread_main(void *arg)
 static int switch_memtable(struct lsm_db *db)
 {
 	int rc = wal_sync(db->log);
-	if (rc)
+	if (rc) {
+		/* The log's state is unknown after a failed sync (wal.h): no write may use it again. */
+		db_set_bg_error(db, rc);
 		return rc;
+	}
 	uint64_t number = vset_new_file_number(db->vs);
 	char *path = path_log(db->dir, number);
 	if (!path)
@@ -1110,10 +1117,13 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 	return LSM_OK;
 }
 
-/* Is the directory empty of everything but a lock file? (create refuses to take over foreign data) */
+/* Is the directory empty of everything but a lock file? (create refuses to take over foreign data)
+ * What a create that failed before writing CURRENT leaves (the first manifest, CURRENT's temp file)
+ * counts as empty too: CURRENT is the last file a create writes, so without it that manifest names no
+ * table and no log, and a retried create rewrites both files. */
 static int dir_is_empty_cb(void *arg, const char *name)
 {
-	if (strcmp(name, "LOCK")) {
+	if (strcmp(name, "LOCK") && strcmp(name, "CURRENT.tmp") && strcmp(name, "MANIFEST-000001")) {
 		*(int *)arg = 0;
 		return 1;
 	}

@@ -669,8 +669,10 @@ void vset_free(struct vset *vs)
 	free(vs);
 }
 
-/* Point CURRENT at manifest `number`: write a temp file, sync it, rename, sync the directory. */
-static int set_current(struct vset *vs, uint64_t number)
+/* Point CURRENT at manifest `number`: write a temp file, sync it, rename, sync the directory.
+ * *renamed (if given) tells whether the rename happened: after that, even on error, CURRENT may name
+ * the new manifest (now, and after a crash), so the caller must keep that manifest. */
+static int set_current(struct vset *vs, uint64_t number, int *renamed)
 {
 	char content[64];
 	int n = snprintf(content, sizeof content, "MANIFEST-%06" PRIu64 "\n", number);
@@ -690,6 +692,8 @@ static int set_current(struct vset *vs, uint64_t number)
 		vs->env->unlink(vs->env, tmp);
 		goto out;
 	}
+	if (renamed)
+		*renamed = 1;
 	if ((e = vs->env->sync_dir(vs->env, vs->dir)))
 		rc = st_errno(e, "sync directory %s", vs->dir);
 out:
@@ -768,7 +772,7 @@ int vset_create(struct vset *vs)
 		rc = wal_sync(w);
 	wal_writer_close(w);
 	if (!rc)
-		rc = set_current(vs, 1);
+		rc = set_current(vs, 1, NULL);
 	return rc;
 }
 
@@ -930,15 +934,18 @@ int vset_log_and_apply(struct vset *vs, struct version_edit *e, pthread_mutex_t 
 		rc = wal_append_copy(w, WAL_REC_EDIT, rec.data, rec.len);
 	if (!rc)
 		rc = wal_sync(w);
+	int renamed = 0;
 	if (!rc && fresh)
-		rc = set_current(vs, fresh_number);
+		rc = set_current(vs, fresh_number, &renamed);
 	pthread_mutex_lock(mu);
 	buf_free(&rec);
 	if (rc) {
 		version_free(v);
 		if (fresh) {
 			wal_writer_close(fresh);
-			char *p = path_manifest(vs->dir, fresh_number);
+			/* Once CURRENT may name it, the new manifest must stay (the caller stops the store:
+			 * which manifest a restart reads is not known). */
+			char *p = renamed ? NULL : path_manifest(vs->dir, fresh_number);
 			if (p)
 				vs->env->unlink(vs->env, p);
 			free(p);
