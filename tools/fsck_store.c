@@ -143,6 +143,7 @@ struct disk_file {
 	const char *kind;
 	uint64_t number;
 	uint64_t size;
+	int orphan;                /* nothing refers to it */
 };
 
 struct disk_list {
@@ -353,14 +354,7 @@ int fsck_store(struct fsck *c)
 		} else if (!strcmp(k, "unknown")) {
 			fsck_note(c, "unknown-file", "%s is not a store file (left alone)", f->name);
 		}
-		if (orphan && !ret) {
-			if (c->locked)
-				fsck_note(c, "orphan-file", "%s (%s, %" PRIu64 " bytes) is not live (the running store may be "
-					  "writing or deleting it)", f->name, k, f->size);
-			else
-				fsck_problem(c, "orphan-file", NULL, 0, "", "deleted by the store's read-write open", 1,
-					     "%s (%s, %" PRIu64 " bytes) is not live: nothing refers to it", f->name, k, f->size);
-		}
+		f->orphan = orphan && !ret;
 	}
 	qsort(logs, nlogs, sizeof *logs, cmp_u64);
 	c->logs = logs;
@@ -370,7 +364,11 @@ int fsck_store(struct fsck *c)
 	int bad_tables = 0;
 	for (size_t i = 0; i < m.n; i++) {
 		struct live_table *t = &m.t[i];
-		if (!t->on_disk) {
+		if (!t->on_disk && c->locked) {
+			/* The running store may have compacted it away after the manifest was read. */
+			fsck_note(c, "table-gone", "%06" PRIu64 ".sst (level %d) is named by the manifest but gone (the running "
+				  "store may have compacted it away)", t->number, t->level);
+		} else if (!t->on_disk) {
 			fsck_problem(c, "table-missing", NULL, 0, "", NULL, 0,
 				     "%06" PRIu64 ".sst (level %d) is named by the manifest but missing", t->number, t->level);
 			t->bad = 1;
@@ -381,9 +379,23 @@ int fsck_store(struct fsck *c)
 		bad_tables += t->bad;
 	}
 
+	uint64_t fixed_before = c->fixed;
+	/* Files nothing refers to: a read-write open (the repair's) deletes them, unless the tables are
+	 * damaged (then nothing is repaired). */
+	for (size_t i = 0; i < dl.n; i++) {
+		struct disk_file *f = &dl.f[i];
+		if (!f->orphan)
+			continue;
+		if (c->locked)
+			fsck_note(c, "orphan-file", "%s (%s, %" PRIu64 " bytes) is not live (the running store may be "
+				  "writing or deleting it)", f->name, f->kind, f->size);
+		else
+			fsck_problem(c, "orphan-file", NULL, 0, "", "deleted by the store's read-write open", !bad_tables,
+				     "%s (%s, %" PRIu64 " bytes) is not live: nothing refers to it", f->name, f->kind, f->size);
+	}
+
 	/* Every live log parses to its end; only the newest may end in a torn (never synced) tail. */
 	int bad_log = 0;
-	uint64_t fixed_before = c->fixed;
 	for (size_t i = 0; i < nlogs; i++) {
 		snprintf(path, sizeof path, "%s/%06" PRIu64 ".log", c->dir, logs[i]);
 		struct lsm_log_report r;

@@ -158,6 +158,17 @@ fsck "$W"; expect_rc "orphan record of a missing inode" 4
 expect_line "orphan record: problem line" "$(re 'error[orphan-stale]: o|555555: orphan list names inode 555555, which does not exist') $LOC_TABLE"
 check_repair "orphan record"
 
+# A directory cycle: /a/b moved under its own child /a/b/c (unreachable from the root).
+B=$(ino_of /a/b); C=$(ino_of /a/b/c)
+fresh; "$DAMAGE" "$W" del 'd|'"$A"'|"b"'; "$DAMAGE" "$W" put-dirent "$C" b2 "$B" 4
+fsck "$W"; expect_rc "directory cycle" 4
+expect_line "directory cycle: problem line" "$(re "error[dir-cycle]: i|$B: directory $B is in a cycle of directories, not reachable from /") $LOC_TABLE"
+expect_line "directory cycle: parent lost a subdirectory" "$(re "error[nlink]: i|$A: link count is 4, should be 3 (2 + subdirectories)") $LOC_TABLE"
+fsck -y "$W"
+expect_line "directory cycle: moved to lost+found" ".*dir-cycle.*; fixed: moved to /lost\+found"
+fsck "$W"; expect_rc "directory cycle: check after --repair" 0
+check "directory cycle: the subtree is under /lost+found" bash -c "'$FSCK' --ls /lost+found/#$B '$W' | grep -q ' c\$'"
+
 # A table with a flipped byte, a truncated table, a deleted table: reported, not repairable.
 tables; T=$(ls -S "$W"/*.sst | head -1); TN=$(basename "$T")
 printf '\377' | dd of="$T" bs=1 seek=100 conv=notrunc status=none
