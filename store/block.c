@@ -206,20 +206,35 @@ static void bi_seek_first(struct iter *it)
 	bi_decode(bi, 0);
 }
 
+/* The key of the entry at restart offset off, in place in the block (a restart entry shares nothing
+ * with its predecessor, so its key is whole). 0, or -1 if the entry is malformed. */
+static int restart_key(const struct block_iter *bi, size_t off, struct slice *key)
+{
+	const char *p = bi->b.data + off, *limit = bi->b.data + bi->b.size;
+	uint32_t shared, unshared, vlen;
+	if (off >= bi->b.size || !(p = get_varint32(p, limit, &shared)) ||
+	    !(p = get_varint32(p, limit, &unshared)) || !(p = get_varint32(p, limit, &vlen)) || shared ||
+	    (size_t)(limit - p) < (size_t)unshared + vlen ||
+	    (bi->cmp == BLOCK_CMP_IKEY && unshared < IKEY_TRAILER))
+		return -1;
+	*key = slice_make(p, unshared);
+	return 0;
+}
+
 static void bi_seek(struct iter *it, struct slice target)
 {
 	struct block_iter *bi = (struct block_iter *)it;
-	/* Binary search for the last restart whose key is < target, then scan forward. */
+	/* Binary search for the last restart whose key is < target, comparing the restart keys where
+	 * they lie (no copy), then scan forward. */
 	uint32_t lo = 0, hi = bi->b.nrestarts;
 	while (hi - lo > 1) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		size_t off = get_u32le(bi->b.restarts + 4 * mid);
-		bi->key.len = 0;
-		if (off >= bi->b.size || bi_decode(bi, off)) {
+		struct slice k;
+		if (restart_key(bi, get_u32le(bi->b.restarts + 4 * mid), &k)) {
 			bi_corrupt(bi);
 			return;
 		}
-		if (bi_cmp(bi, bi->base.key, target) < 0)
+		if (bi_cmp(bi, k, target) < 0)
 			lo = mid;
 		else
 			hi = mid;

@@ -26,10 +26,35 @@ static inline struct slice slice_make(const void *p, size_t n)
 	return s;
 }
 
+/* memcmp's sign, inlined: 8 bytes at a time compared as big-endian words. Keys are short (16-40
+ * bytes); the libc call (PLT, length dispatch) was 13 % of a point lookup's instructions (callgrind). */
+static inline int key_memcmp(const char *a, const char *b, size_t n)
+{
+	while (n >= 8) {
+		uint64_t x, y;
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			x = __builtin_bswap64(x);
+			y = __builtin_bswap64(y);
+#endif
+			return x < y ? -1 : 1;
+		}
+		a += 8;
+		b += 8;
+		n -= 8;
+	}
+	for (; n; n--, a++, b++)
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+	return 0;
+}
+
 static inline int slice_cmp(struct slice a, struct slice b)
 {
 	size_t n = a.len < b.len ? a.len : b.len;
-	int r = n ? memcmp(a.data, b.data, n) : 0;
+	int r = key_memcmp(a.data, b.data, n);
 	if (r)
 		return r;
 	return a.len < b.len ? -1 : a.len > b.len;

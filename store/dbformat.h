@@ -58,7 +58,7 @@ static inline int ikey_cmp(struct slice a, struct slice b)
 {
 	size_t al = a.len - IKEY_TRAILER, bl = b.len - IKEY_TRAILER;
 	size_t n = al < bl ? al : bl;
-	int r = n ? memcmp(a.data, b.data, n) : 0;
+	int r = key_memcmp(a.data, b.data, n);
 	if (r)
 		return r;
 	if (al != bl)

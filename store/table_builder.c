@@ -1,12 +1,12 @@
 /* table_builder.c - writes a table file: data blocks, bloom filter, range tombstones, props, index, footer. */
 #include <inttypes.h>
 #include <stdlib.h>
-/* The streaming state's layout is needed to keep it on the stack. */
+/* The streaming state's layout is needed to keep it on the stack (hash.h includes xxhash.h). */
 #define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
 
 #include "bloom.h"
 #include "dbformat.h"
+#include "hash.h"
 #include "lsm.h"
 #include "status.h"
 #include "table.h"
@@ -74,7 +74,7 @@ static int tb_write_block(struct table_builder *tb, struct slice contents, struc
 	trailer[0] = BLOCK_RAW;
 	XXH3_state_t st;
 	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, contents.data, contents.len);
+	lsm_xxh3_update(&st, contents.data, contents.len);
 	XXH3_64bits_update(&st, trailer, 1);
 	put_u32le(trailer + 1, (uint32_t)XXH3_64bits_digest(&st));
 	int rc = tb_write(tb, contents.data, contents.len);

@@ -2,11 +2,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
-#include <xxhash.h>
 
 #include "bloom.h"
 #include "cache.h"
 #include "dbformat.h"
+#include "hash.h"
 #include "lsm.h"
 #include "status.h"
 #include "table.h"
@@ -37,7 +37,7 @@ static int check_handle(struct table *t, struct block_handle h)
 static int verify_block(struct table *t, struct block_handle h, const char *p)
 {
 	uint32_t want = get_u32le(p + h.size + 1);
-	uint32_t have = (uint32_t)XXH3_64bits(p, (size_t)h.size + 1);
+	uint32_t have = (uint32_t)lsm_xxh3(p, (size_t)h.size + 1);
 	if (want != have)
 		return st_corrupt(t->path, h.offset, "block checksum mismatch (stored %08x, computed %08x)", want, have);
 	unsigned kind = (unsigned char)p[h.size];

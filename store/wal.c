@@ -3,9 +3,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "lsm.h"
 #include "status.h"
 #include "wal.h"
@@ -13,7 +13,7 @@
 
 static uint32_t rec_checksum(const char *rec, size_t payload_len)
 {
-	return (uint32_t)XXH3_64bits(rec + 4, WAL_HEADER_SIZE - 4 + payload_len);
+	return (uint32_t)lsm_xxh3(rec + 4, WAL_HEADER_SIZE - 4 + payload_len);
 }
 
 int wal_writer_open(lsm_env *env, const char *path, uint64_t number, struct wal_writer **out)
