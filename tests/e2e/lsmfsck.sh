@@ -100,6 +100,8 @@ fsck "$STORE"
 expect_rc "check of a cp -a tree after unmount" 0
 expect_line "summary says clean" "lsmfsck: $(re "$STORE"): clean, 0 notes"
 cp -a "$STORE" "$CLEAN"
+check "no progress or other stderr output when stderr is not a terminal" bash -c "[ -z \"\$('$FSCK' '$CLEAN' 2>&1 >/dev/null)\" ]"
+check "--quiet on a clean store prints nothing" bash -c "[ -z \"\$('$FSCK' --quiet '$CLEAN' 2>&1)\" ]"
 fsck --json "$STORE"
 expect_rc "--json check" 0
 check "--json is one JSON object with errors 0" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["errors"] == 0 and d["fs_checked"]' "$OUT"
@@ -126,6 +128,8 @@ A=$(ino_of /a)
 fresh; "$DAMAGE" "$W" put-dirent 1 ghost 999999 8
 fsck "$W"; expect_rc "dangling entry" 4
 expect_line "dangling entry: problem line" "$(re 'error[dangling-entry]: d|1|"ghost": names inode 999999, which does not exist') $LOC_TABLE"
+fsck --quiet "$W"
+check "dangling entry: --quiet prints only the problem line" bash -c "[ \$(wc -l <'$OUT') = 1 ] && grep -q '^error\\[dangling-entry\\]' '$OUT'"
 fsck -y "$W"
 expect_line "dangling entry: fixed" "$(re 'error[dangling-entry]: d|1|"ghost": names inode 999999, which does not exist') $LOC_TABLE; fixed: entry deleted"
 fsck "$W"; expect_rc "dangling entry: check after --repair" 0
