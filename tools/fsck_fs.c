@@ -638,10 +638,15 @@ static void attach(struct fsctx *x, uint64_t ino)
 
 /* ---------------------------------------------------------------- reachability */
 
-/* Is directory r reachable from the root through the entries that name directories? A cycle is
+struct ino_stack {
+	uint64_t *v;
+	size_t cap;
+};
+
+/* Is directory start reachable from the root through the entries that name directories? A cycle is
  * reported once, at the directory where the walk closed it, and (repair) broken by moving that
- * directory to /lost+found. */
-static void check_reach(struct fsctx *x, uint64_t start, uint64_t *stack, size_t cap)
+ * directory to /lost+found. -1: out of memory. */
+static int check_reach(struct fsctx *x, uint64_t start, struct ino_stack *st)
 {
 	size_t n = 0;
 	uint64_t cur = start;
@@ -688,15 +693,23 @@ static void check_reach(struct fsctx *x, uint64_t start, uint64_t *stack, size_t
 			break;
 		}
 		r->reach = REACH_VISITING;
-		if (n < cap)
-			stack[n++] = cur;
+		if (n == st->cap) {
+			size_t cap = st->cap ? 2 * st->cap : 256;
+			uint64_t *v = realloc(st->v, cap * sizeof *v);
+			if (!v)
+				return -1; /* (the caller stops: a node left visiting would look like a cycle) */
+			st->v = v;
+			st->cap = cap;
+		}
+		st->v[n++] = cur;
 		cur = r->parent;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct irec *r = itab_get(&x->t, stack[i]);
+		struct irec *r = itab_get(&x->t, st->v[i]);
 		if (r->reach == REACH_VISITING)
 			r->reach = (uint8_t)result;
 	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------- per-inode checks */
@@ -897,14 +910,16 @@ void fsck_fs(struct fsck *c)
 
 	/* Every directory reachable from the root (no cycles). */
 	if (root_ok) {
-		size_t cap = 4096;
-		uint64_t *stack = malloc(cap * sizeof *stack);
-		for (size_t i = 0; stack && i < x.t.n; i++) {
+		struct ino_stack st = {0};
+		for (size_t i = 0; i < x.t.n; i++) {
 			struct irec *r = &x.t.v[i];
-			if (!(r->flags & IR_BAD) && S_ISDIR(r->mode) && r->links && r->reach == REACH_UNKNOWN)
-				check_reach(&x, r->ino, stack, cap);
+			if (!(r->flags & IR_BAD) && S_ISDIR(r->mode) && r->links && r->reach == REACH_UNKNOWN &&
+			    check_reach(&x, r->ino, &st)) {
+				fsck_operr(c, "out of memory (reachability not checked)");
+				break;
+			}
 		}
-		free(stack);
+		free(st.v);
 	}
 	fix_commit(&x);
 
