@@ -29,6 +29,7 @@ struct manifest_state {
 	size_t n, cap;
 	uint64_t log_number, next_file, last_seq;
 	uint64_t edits;
+	int have_format, have_log, have_next, have_seq;
 	int oom;
 };
 
@@ -44,6 +45,10 @@ static int edit_cb(void *arg, const struct lsm_edit_info *e)
 {
 	struct manifest_state *m = arg;
 	m->edits++;
+	m->have_format |= e->has_format;
+	m->have_log |= e->has_log_number;
+	m->have_next |= e->has_next_file;
+	m->have_seq |= e->has_last_seq;
 	if (e->has_log_number)
 		m->log_number = e->log_number;
 	if (e->has_next_file)
@@ -313,6 +318,13 @@ int fsck_store(struct fsck *c)
 		fsck_problem(c, rc == LSM_NOTFOUND ? "manifest-missing" : "manifest-corrupt", NULL, 0, "", NULL, 0,
 			     "%s", rc == LSM_NOTFOUND ? "CURRENT names a manifest that is missing" : lsm_errmsg());
 		ret = -1;
+	} else if (!m.have_format || !m.have_log || !m.have_next || !m.have_seq) {
+		/* A damaged first record reads as a torn tail: the manifest then ends early. */
+		fsck_problem(c, "manifest-corrupt", NULL, 0, "", NULL, 0,
+			     "MANIFEST-%06" PRIu64 " lacks %s (its first records are damaged or missing)", mnum,
+			     !m.have_format ? "its format version" : !m.have_log ? "a log number" :
+			     !m.have_next ? "the next file number" : "the last sequence number");
+		ret = -1;
 	}
 	qsort(m.t, m.n, sizeof *m.t, cmp_table_number);
 
@@ -379,23 +391,10 @@ int fsck_store(struct fsck *c)
 		bad_tables += t->bad;
 	}
 
-	uint64_t fixed_before = c->fixed;
-	/* Files nothing refers to: a read-write open (the repair's) deletes them, unless the tables are
-	 * damaged (then nothing is repaired). */
-	for (size_t i = 0; i < dl.n; i++) {
-		struct disk_file *f = &dl.f[i];
-		if (!f->orphan)
-			continue;
-		if (c->locked)
-			fsck_note(c, "orphan-file", "%s (%s, %" PRIu64 " bytes) is not live (the running store may be "
-				  "writing or deleting it)", f->name, f->kind, f->size);
-		else
-			fsck_problem(c, "orphan-file", NULL, 0, "", "deleted by the store's read-write open", !bad_tables,
-				     "%s (%s, %" PRIu64 " bytes) is not live: nothing refers to it", f->name, f->kind, f->size);
-	}
-
 	/* Every live log parses to its end; only the newest may end in a torn (never synced) tail. */
 	int bad_log = 0;
+	char **walerr = calloc(nlogs + 1, sizeof *walerr);
+	size_t nwalerr = 0;
 	for (size_t i = 0; i < nlogs; i++) {
 		snprintf(path, sizeof path, "%s/%06" PRIu64 ".log", c->dir, logs[i]);
 		struct lsm_log_report r;
@@ -406,16 +405,14 @@ int fsck_store(struct fsck *c)
 		c->log_records += r.records;
 		if (rc) {
 			bad_log = 1;
-			fsck_problem(c, "wal-corrupt", NULL, 0, "", "damaged records skipped by the store's repair open",
-				     !bad_tables, "%s", lsm_errmsg());
+			if (walerr)
+				walerr[nwalerr++] = strdup(lsm_errmsg());
 		} else if (r.torn_bytes) {
 			fsck_note(c, "wal-torn-tail",
 				  "%06" PRIu64 ".log ends in a torn record at %" PRIu64 " (%" PRIu64 " bytes never synced; "
 				  "discarded at open, not an error)", logs[i], r.torn_offset, r.torn_bytes);
 		}
 	}
-	if (ret)
-		goto out;
 
 	/* Open the store: read-only for a check (writes nothing, takes no lock), read-write with the log
 	 * repair option for a repair. A check of a store with a damaged log reads it the way a repair
@@ -429,15 +426,38 @@ int fsck_store(struct fsck *c)
 	if (c->repair && bad_tables)
 		fsck_note(c, "no-repair", "not repairing: the store has damage lsmfsck cannot fix (tables); "
 			  "checking read-only");
-	rc = lsm_open(c->dir, &o, &c->db);
-	if (rc) {
-		if (c->fixed > fixed_before)
-			fsck_unfix(c, c->fixed - fixed_before);
-		if (rc == LSM_CORRUPT)
-			fsck_problem(c, "store-open", NULL, 0, "", NULL, 0, "the store does not open: %s", lsm_errmsg());
-		else
-			fsck_operr(c, "cannot open %s: %s", c->dir, lsm_errmsg());
+	rc = ret ? LSM_CORRUPT : lsm_open(c->dir, &o, &c->db);
+	char openerr[1024];
+	snprintf(openerr, sizeof openerr, "%s", rc ? lsm_errmsg() : "");
+	if (rc)
 		c->db = NULL;
+	/* What the read-write open fixed, reported now that it is done: it deleted the files nothing
+	 * refers to and skipped the damaged log records. */
+	int fixed = !rc && !o.read_only;
+	for (size_t i = 0; i < dl.n; i++) {
+		struct disk_file *f = &dl.f[i];
+		if (!f->orphan)
+			continue;
+		if (c->locked)
+			fsck_note(c, "orphan-file", "%s (%s, %" PRIu64 " bytes) is not live (the running store may be "
+				  "writing or deleting it)", f->name, f->kind, f->size);
+		else
+			fsck_problem(c, "orphan-file", NULL, 0, "", "deleted by the store's read-write open", fixed,
+				     "%s (%s, %" PRIu64 " bytes) is not live: nothing refers to it", f->name, f->kind, f->size);
+	}
+	for (size_t i = 0; i < nwalerr; i++) {
+		fsck_problem(c, "wal-corrupt", NULL, 0, "", "damaged records skipped by the store's repair open", fixed,
+			     "%s", walerr[i] ? walerr[i] : "damaged log");
+		free(walerr[i]);
+	}
+	free(walerr);
+	if (ret)
+		goto out;
+	if (rc) {
+		if (rc == LSM_CORRUPT)
+			fsck_problem(c, "store-open", NULL, 0, "", NULL, 0, "the store does not open: %s", openerr);
+		else
+			fsck_operr(c, "cannot open %s: %s", c->dir, openerr);
 		ret = -1;
 		goto out;
 	}

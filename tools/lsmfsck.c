@@ -144,6 +144,9 @@ static int run_check(struct fsck *c)
 				fsck_unfix(c, c->fixed);
 		}
 	}
+	/* The status from the final counts (a fix counted early may have failed to be written). */
+	c->exit = (c->exit & FSCK_EXIT_OPERR) | (c->fixed ? FSCK_EXIT_FIXED : 0) |
+		  (c->errors > c->fixed ? FSCK_EXIT_LEFT : 0);
 	summary(c);
 	free(c->logs);
 	return c->exit;

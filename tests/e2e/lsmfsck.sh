@@ -188,6 +188,14 @@ rm "$T"
 fsck "$W"; expect_rc "deleted table file" 4
 expect_line "deleted table: problem line" "$(re "error[table-missing]: $TN (level ")[0-9]$(re ") is named by the manifest but missing")"
 
+# A manifest whose first record is damaged: reported, nothing repaired (no file is taken for an orphan).
+tables; MF=$(ls "$W"/MANIFEST-*)
+printf 'Z' | dd of="$MF" bs=1 seek=30 conv=notrunc status=none
+fsck "$W"; expect_rc "damaged manifest" 4
+expect_line "damaged manifest: problem line" "$(re "error[manifest-corrupt]: $(basename "$MF") lacks its format version (its first records are damaged or missing)")"
+fsck -y "$W"; expect_rc "damaged manifest: --repair leaves it" 4
+check "damaged manifest: no table deleted" bash -c "ls '$W'/*.sst >/dev/null"
+
 # A damaged log record that a later synced record vouches for: corruption (the daemon refuses the store);
 # --repair opens with the store's repair option, which skips it.
 fresh; set -- $("$DAMAGE" "$W" wal-two-batches); LOG=$1; OFF=$2
