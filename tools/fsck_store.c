@@ -441,9 +441,15 @@ int fsck_store(struct fsck *c)
 		if (c->locked)
 			fsck_note(c, "orphan-file", "%s (%s, %" PRIu64 " bytes) is not live (the running store may be "
 				  "writing or deleting it)", f->name, f->kind, f->size);
+		else if (fixed)
+			fsck_note(c, "orphan-file", "%s (%s, %" PRIu64 " bytes) was not live: deleted by the store's "
+				  "read-write open", f->name, f->kind, f->size);
 		else
-			fsck_problem(c, "orphan-file", NULL, 0, "", "deleted by the store's read-write open", fixed,
-				     "%s (%s, %" PRIu64 " bytes) is not live: nothing refers to it", f->name, f->kind, f->size);
+			/* What a crash leaves behind (the output of a flush or compaction that never reached
+			 * the manifest, or a file whose deletion was cut short) is wasted space, not damage:
+			 * the store deletes it at its next read-write open. */
+			fsck_note(c, "orphan-file", "%s (%s, %" PRIu64 " bytes) is not live: nothing refers to it "
+				  "(left by a crash; the next mount or --repair deletes it)", f->name, f->kind, f->size);
 	}
 	for (size_t i = 0; i < nwalerr; i++) {
 		fsck_problem(c, "wal-corrupt", NULL, 0, "", "damaged records skipped by the store's repair open", fixed,

@@ -54,6 +54,7 @@ for kind in $KINDS; do
 		mount_fs -o "$opts" || { fail "mount (cycle $c)"; keep; break 2; }
 		"$CL" run "$MNT/w$c" "$E2E_TMP/expect" "$seed" $mode 2>"$E2E_TMP/load.err" &
 		load=$!
+		for _ in $(seq 1 200); do grep -q "^crashload: ready" "$E2E_TMP/load.err" && break; sleep 0.05; done
 		# Kill somewhere between 0.3 and 2.0 s (interval cycles: 3.8 s) into the workload.
 		sleep "$(awk -v s="$seed" -v d=$delay 'BEGIN { srand(s % 1000003); printf "%.2f", 0.3 + rand() * d }')"
 		if ! kill -0 $load 2>/dev/null; then
