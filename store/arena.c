@@ -1,6 +1,7 @@
 /* arena.c - bump allocator backing the memtable's skiplist nodes. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "arena.h"
 
@@ -9,6 +10,12 @@
  * allocation of more than a quarter block gets its own block so a big value does not waste the
  * rest of the current one. */
 #define ARENA_BLOCK (1u << 20)
+/* A block of exactly this size (header included) is allocated aligned to it and offered to the kernel
+ * as a transparent huge page. A memtable lookup or insert walks ~20 nodes spread over the whole
+ * memtable: with 4 KiB pages nearly every step was a TLB miss as well as a cache miss (perf: 86 % of
+ * skiplist_insert's time on one load of a node's height, 4 KiB values). 2 MiB pages cut the walk's
+ * page-table misses. */
+#define ARENA_HUGE (2u << 20)
 
 struct arena_block {
 	struct arena_block *next;
@@ -22,6 +29,8 @@ void arena_init(struct arena *a, size_t block_size)
 	a->left = 0;
 	a->blocks = NULL;
 	a->block_size = block_size ? block_size : ARENA_BLOCK;
+	if (a->block_size >= ARENA_HUGE) /* whole huge pages: the header takes the block's first bytes */
+		a->block_size = ARENA_HUGE - sizeof(struct arena_block);
 	atomic_init(&a->usage, 0);
 }
 
@@ -38,9 +47,14 @@ void arena_free(struct arena *a)
 
 static char *arena_new_block(struct arena *a, size_t n)
 {
-	struct arena_block *b = malloc(sizeof *b + n);
-	if (!b)
+	struct arena_block *b;
+	if (sizeof *b + n == ARENA_HUGE) {
+		if (!(b = aligned_alloc(ARENA_HUGE, ARENA_HUGE)))
+			return NULL;
+		(void)madvise(b, ARENA_HUGE, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+	} else if (!(b = malloc(sizeof *b + n))) {
 		return NULL;
+	}
 	b->next = a->blocks;
 	a->blocks = b;
 	atomic_fetch_add_explicit(&a->usage, sizeof *b + n, memory_order_relaxed);

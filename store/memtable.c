@@ -13,9 +13,13 @@ struct memtable *memtable_new(uint64_t log_number, size_t budget)
 	if (!m)
 		return NULL;
 	/* A sixteenth of the budget per block, between 4 KiB and 1 MiB: the switch to a new memtable
-	 * happens within ~6 % of the configured size. */
+	 * happens within ~6 % of the configured size. From 32 MiB up, 2 MiB blocks backed by huge pages
+	 * (arena.c says why). */
 	size_t bs = budget / 16;
-	arena_init(&m->arena, bs < 4096 ? 4096 : bs > (1u << 20) ? (1u << 20) : bs);
+	bs = bs < 4096 ? 4096 : bs > (1u << 20) ? (1u << 20) : bs;
+	if (budget >= (32u << 20))
+		bs = 2u << 20;
+	arena_init(&m->arena, bs);
 	if (skiplist_init(&m->list, &m->arena) || pthread_rwlock_init(&m->rd_lock, NULL)) {
 		arena_free(&m->arena);
 		free(m);
