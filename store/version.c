@@ -973,6 +973,15 @@ int vset_log_and_apply(struct vset *vs, struct version_edit *e, pthread_mutex_t 
 	return LSM_OK;
 }
 
+int vset_seal_manifest(struct vset *vs)
+{
+	struct wal_writer *w = vs->manifest;
+	if (!w || w->offset == 0)
+		return LSM_OK;
+	int rc = wal_append_copy(w, WAL_REC_EDIT, "", 0); /* an empty edit: changes nothing */
+	return rc ? rc : wal_sync(w);
+}
+
 void vset_live_files(struct vset *vs, void (*fn)(void *arg, uint64_t number), void *arg)
 {
 	for (struct version *v = vs->head.next; v != &vs->head; v = v->next)

@@ -149,6 +149,10 @@ static inline uint64_t vset_new_file_number(struct vset *vs)
 {
 	return vs->next_file++;
 }
+/* At a clean close: end the open manifest with an empty edit and sync it, so that its last real edit
+ * is vouched for (its bytes are known synced: wal_format.h) and damage to it is corruption, not a torn
+ * tail quietly dropped. REQUIRES: no log_and_apply running. */
+int vset_seal_manifest(struct vset *vs);
 /* Mark every file of every live version in `live` (a callback per file number). */
 void vset_live_files(struct vset *vs, void (*fn)(void *arg, uint64_t number), void *arg);
 

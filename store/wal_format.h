@@ -13,7 +13,9 @@
  *
  * synced_upto is what lets recovery tell a torn tail from corruption: a damaged record at offset X is
  * the torn remains of a write that was never synced unless some later intact record says that X was
- * already durable (synced_upto > X), in which case it is corruption of acknowledged data.
+ * already durable (synced_upto > X), in which case it is corruption of acknowledged data. A clean close
+ * ends the log with an empty batch (count 0) and the manifest with an empty edit, written after the last
+ * sync: they vouch for every record before them, so that damage to those is never taken for a torn tail.
  * Records never span files and are not split into blocks: one write(2) per record.
  * The format version is the manifest's (version edits carry it); WAL version 1.
  */
