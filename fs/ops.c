@@ -623,10 +623,12 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		err = ENOENT;
 	else if (!err && in->a.nlink >= 65000)
 		err = EMLINK;
-	if (!err && (err = dirent_get(fs, newparent, newname, &x, &t)) == 0)
-		err = EEXIST;
-	else if (err == ENOENT)
-		err = 0;
+	if (!err) {
+		/* Only the name's absence (ENOENT) clears err: the ENOENT of a source without links or of
+		 * a removed directory above must stand. */
+		err = dirent_get(fs, newparent, newname, &x, &t);
+		err = err == 0 ? EEXIST : err == ENOENT ? 0 : err;
+	}
 	struct fs_inode a = in->a, pa = p->a;
 	if (!err) {
 		char k[FS_KEY_MAX], v[FS_DIRENT_LEN];
