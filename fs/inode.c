@@ -193,7 +193,7 @@ static void maybe_evict_unlock(struct fs *fs, struct inode_shard *s, struct inod
 	s->evictions++;
 	pthread_mutex_unlock(&s->mu);
 	if (in->a.nlink == 0 && !in->dead && !fs->cfg.read_only)
-		fs_reclaim(fs, in->ino, in->a.mode);
+		fs_reclaim_cached(fs, &in->a);
 	inode_free(in);
 }
 

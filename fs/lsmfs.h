@@ -122,6 +122,8 @@ void inode_open_inc(struct fs *fs, struct inode *in);
 void inode_open_dec(struct fs *fs, struct inode *in);
 /* Reclaim the storage of an inode with no links (called when its last user goes): one batch. */
 int fs_reclaim(struct fs *fs, uint64_t ino, uint32_t mode);
+/* The same for an inode whose attributes are cached (the inode table's last user): no store read. */
+int fs_reclaim_cached(struct fs *fs, const struct fs_inode *a);
 
 /* ops.c */
 int fs_store_errno(int rc);
