@@ -39,6 +39,9 @@ struct lsm_env {
 	int (*append)(lsm_wfile *f, const void *data, size_t n);
 	/* Make the file's bytes durable (fdatasync). */
 	int (*sync)(lsm_wfile *f);
+	/* Optional (NULL: not offered). Start writing [off, off + len) of the file to the device and
+	 * return without waiting: a hint that makes a later sync cheaper, with no durability promise. */
+	int (*writeback)(lsm_wfile *f, uint64_t off, uint64_t len);
 	/* Close; does not sync. Always frees f, even when it reports an error. */
 	int (*close_writable)(lsm_wfile *f);
 

@@ -161,6 +161,13 @@ static int64_t posix_pread(lsm_rfile *f, void *buf, size_t n, uint64_t off)
 
 /* Tables are read through a shared read-only mapping: a block is then checksummed where the page cache
  * holds it, with no system call and no copy (LevelDB reads its tables the same way). */
+static int posix_writeback(lsm_wfile *f, uint64_t off, uint64_t len)
+{
+	if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+		return -EINVAL;
+	return sync_file_range(from_w(f)->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) ? -errno : 0;
+}
+
 static const void *posix_map(lsm_rfile *f, uint64_t size)
 {
 	struct posix_file *p = from_r(f);
@@ -364,6 +371,7 @@ static const lsm_env posix_env = {
 	.new_writable = posix_new_writable,
 	.append = posix_append,
 	.sync = posix_sync,
+	.writeback = posix_writeback,
 	.close_writable = posix_close_writable,
 	.open_readable = posix_open_readable,
 	.pread = posix_pread,

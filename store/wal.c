@@ -11,6 +11,13 @@
 #include "wal.h"
 #include "wal_format.h"
 
+/* Every this many bytes appended, start the log's writeback without waiting. The memtable switch
+ * syncs the old log before the new one takes writes (wal records must become durable in order); with
+ * the whole 64 MiB log dirty that sync took 60-220 ms in the writer's path, 12 times in a 4 KiB-value
+ * overwrite of 800 MB (strace: 1.5 s of a ~5 s run). Written back as it grows, the log is mostly on
+ * the device by then. The bytes written are the same: the sync wrote them all anyway. */
+#define WAL_WRITEBACK_BYTES (1u << 20)
+
 static uint32_t rec_checksum(const char *rec, size_t payload_len)
 {
 	return (uint32_t)lsm_xxh3(rec + 4, WAL_HEADER_SIZE - 4 + payload_len);
@@ -51,6 +58,13 @@ int wal_append(struct wal_writer *w, unsigned type, char *rec, size_t payload_le
 	if (e)
 		return st_errno(e, "append to %s at offset %" PRIu64, w->path, w->offset);
 	w->offset += n;
+	if (w->env->writeback && w->offset - w->written_back >= WAL_WRITEBACK_BYTES) {
+		/* Whole pages only: the next append rewrites the last partial page. A failed hint is
+		 * harmless (the sync that matters reports errors). */
+		uint64_t end = w->offset & ~(uint64_t)4095;
+		(void)w->env->writeback(w->f, w->written_back, end - w->written_back);
+		w->written_back = end;
+	}
 	return LSM_OK;
 }
 

@@ -24,6 +24,7 @@ struct wal_writer {
 	uint64_t number;
 	uint64_t offset;  /* bytes appended */
 	uint64_t synced;  /* bytes known durable */
+	uint64_t written_back; /* bytes handed to env->writeback (a page multiple) */
 	char *path;
 };
 
