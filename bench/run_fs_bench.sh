@@ -257,6 +257,16 @@ run_extra() {
 	rm -rf "$w"
 }
 
+# lsmfs's peak RSS since the last mark (then reset: clear_refs 5 resets VmHWM).
+rss_mark() {
+	local pid hwm
+	case "$1" in lsmfs*) ;; *) return 0 ;; esac
+	pid=$(cat "$BASE/pids/$1.pid")
+	hwm=$(awk '/VmHWM/{printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+	row "$1" "$2" "$hwm" MiB
+	echo 5 >"/proc/$pid/clear_refs" 2>/dev/null
+}
+
 for rep in $(seq 1 "$REPS"); do
 	for t in $TARGETS; do
 		log "rep $rep: $t"
@@ -268,24 +278,21 @@ for rep in $(seq 1 "$REPS"); do
 		} >>"$OUT/env.txt"
 		dir=$(dir_of "$t")
 		case "$t" in nullfs*) ;; *)
-			skip_meta=1 skip_fio=1
-			has meta "$PARTS" && [ "$t" != pll_xattr ] && skip_meta=0
-			has fio "$PARTS" && skip_fio=0
-			if [ $skip_meta = 0 ] || [ $skip_fio = 0 ]; then
-				SKIP_META=$skip_meta SKIP_FIO=$skip_fio META_N=$META_N META_T="$META_T" \
+			# fio, then meta (run_fs.sh's order), in two calls: lsmfs's peak RSS is taken for each.
+			for part in fio meta; do
+				has $part "$PARTS" || continue
+				[ $part = meta ] && [ "$t" = pll_xattr ] && continue
+				SKIP_META=$([ $part = meta ] && echo 0 || echo 1) SKIP_FIO=$([ $part = fio ] && echo 0 || echo 1) \
+					META_N=$META_N META_T="$META_T" \
 					LOGDIR=$OUT/logs/rep$rep "$H/run_fs.sh" "$dir" "$t" 2>>"$OUT/logs/stderr.log" |
 					while IFS=$'\t' read -r l tst v u; do row "$l" "$tst" "$v" "$u"; done
-			fi
+				rss_mark "$t" "rss_peak_$part"
+			done
 			;;
 		esac
 		has floor "$PARTS" && [ "$t" != pll_xattr ] && run_floor "$t" "$dir"
 		case "$t" in native | pll | lsmfs*) has extra "$PARTS" && run_extra "$t" "$dir" ;; esac
-		case "$t" in lsmfs*)
-			pid=$(cat "$BASE/pids/$t.pid")
-			hwm=$(awk '/VmHWM/{printf "%.1f", $2 / 1024}' "/proc/$pid/status")
-			row "$t" rss_peak "$hwm" MiB
-			;;
-		esac
+		rss_mark "$t" rss_peak_floor_extra
 		down "$t"
 	done
 done
