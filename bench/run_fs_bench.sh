@@ -10,8 +10,12 @@
 #   lsmfs       ./lsmfs STORE MNT with default options (-f only, so that we own its PID)
 #   lsmfs_nowb  the same with -o no_writeback_cache (is the writeback cache worth it?)
 #   nullfs_wb   the FUSE floor (../shared/bench/nullfs.c) with lsmfs's default FUSE options:
-#               writeback cache, xattrs answered, 60 s entry/attr/negative timeouts
-#   nullfs_nowb the same without writeback cache (lsmfs_nowb's floor); both floors run floor_ops only
+#               writeback cache, xattrs answered, 60 s entry/attr/negative timeouts, default_permissions
+#               (with it the kernel re-reads a directory's attributes after each change in it: one
+#               GETATTR more per create, unlink, mkdir, rmdir)
+#   nullfs_nowb the same without writeback cache (lsmfs_nowb's floor)
+#   nullfs_plain writeback cache, xattrs, 60 s, no default_permissions (floor.sh's "wb-xattr" row; not in
+#               the default targets). The floors run floor_ops only.
 # Parts (BENCH_PARTS, default "meta fio floor extra"):
 #   meta   ../shared/bench/run_fs.sh meta.c phases, 100 k files in 100 dirs, 1 and 4 threads
 #   fio    run_fs.sh fio jobs randwrite-4k randrw-4k randread-4k(-warm) seqwrite-1m seqread-1m
@@ -165,8 +169,9 @@ up() {
 		local o=()
 		[ "$t" = lsmfs_nowb ] && o=(-o no_writeback_cache)
 		start_daemon "$t" "$BASE/lsmfs.bin" -f "${o[@]}" "$s" "$(mnt "$t")" ;;
-	nullfs_wb) T=60 WB=1 XATTR=1 start_daemon "$t" "$H/build/nullfs" -f "$(mnt "$t")" ;;
-	nullfs_nowb) T=60 WB=0 XATTR=1 start_daemon "$t" "$H/build/nullfs" -f "$(mnt "$t")" ;;
+	nullfs_wb) T=60 WB=1 XATTR=1 start_daemon "$t" "$H/build/nullfs" -f -o default_permissions "$(mnt "$t")" ;;
+	nullfs_nowb) T=60 WB=0 XATTR=1 start_daemon "$t" "$H/build/nullfs" -f -o default_permissions "$(mnt "$t")" ;;
+	nullfs_plain) T=60 WB=1 XATTR=1 start_daemon "$t" "$H/build/nullfs" -f "$(mnt "$t")" ;;
 	*) echo "unknown target $t" >&2; return 1 ;;
 	esac
 }
