@@ -239,8 +239,10 @@ read -r OTH_N OTH_MEAN OTH_MAX OTH_WHO <"$LOGS/others.txt"
 	else
 		echo "No run failed or timed out (timeout ${TIMEOUT} s per engine run)."
 	fi
-	# Anything lsmbench says besides its header and per-phase stats is a warning (keys not found...).
-	warn=$(grep -hv -e '^lsmbench: engine=' -e '^lsmbench: stats ' "$LOGS"/lsmfs.*.stderr 2>/dev/null)
+	# Anything lsmbench says besides its header, per-phase stats and CPU times is a warning (keys not
+	# found...).
+	warn=$(grep -hv -e '^lsmbench: engine=' -e '^lsmbench: stats ' -e '^lsmbench: cpu ' \
+		"$LOGS"/lsmfs.*.stderr 2>/dev/null)
 	if [ -n "$warn" ]; then
 		echo
 		echo "lsmbench warnings:"
@@ -253,6 +255,13 @@ read -r OTH_N OTH_MEAN OTH_MAX OTH_WHO <"$LOGS/others.txt"
 	echo '```'
 	for vs in 100 4096; do
 		grep -h '^lsmbench: stats ' "$LOGS/lsmfs.v$vs.rep1.stderr" 2>/dev/null | sed 's/^lsmbench: stats //'
+	done
+	echo '```'
+	echo
+	echo "CPU seconds per phase of lsmbench, repetition 1 (less disturbed by other jobs than ops/s):"
+	echo '```'
+	for vs in 100 4096; do
+		grep -h '^lsmbench: cpu ' "$LOGS/lsmfs.v$vs.rep1.stderr" 2>/dev/null | sed 's/^lsmbench: cpu //'
 	done
 	echo '```'
 	if [ -x "$SHARED/bench/summarize.sh" ] || [ -f "$SHARED/bench/summarize.sh" ]; then
