@@ -252,6 +252,11 @@ int fs_open(struct fs *fs, char *err, size_t errlen)
 	/* Never reuse a number: above the persisted mark and above every stored inode. */
 	fs->next_ino = hw > max_ino + 1 ? hw : max_ino + 1;
 	fs->alloc_hw = fs->next_ino;
+	/* The reserve first: reclaiming big orphans on a full disk compacts their blocks away. */
+	if (fs_space_start(fs)) {
+		snprintf(err, errlen, "cannot start the space reclaim thread");
+		return -1;
+	}
 	if (!fs->cfg.read_only && reclaim_orphans(fs, err, errlen))
 		return -1;
 
@@ -259,10 +264,6 @@ int fs_open(struct fs *fs, char *err, size_t errlen)
 	struct inode *root;
 	if (inode_get(fs, FS_ROOT_INO, &root)) {
 		snprintf(err, errlen, "%s: the root directory's inode is missing (run lsmfsck)", fs->cfg.store_dir);
-		return -1;
-	}
-	if (fs_space_start(fs)) {
-		snprintf(err, errlen, "cannot start the space reclaim thread");
 		return -1;
 	}
 	if (!fs->cfg.read_only && fs->cfg.sync_interval) {

@@ -36,7 +36,10 @@ static uint64_t space_avail(struct fs *fs)
 	struct fs_space *s = &fs->space;
 	int64_t now = mono_ns();
 	int64_t grown = atomic_load(&s->grown);
-	if (now - atomic_load(&s->checked_ns) > RECHECK_NS || grown > (int64_t)(s->reserve / 8)) {
+	int64_t checked = atomic_load(&s->checked_ns);
+	int64_t much = s->reserve / 8 > (1u << 20) ? (int64_t)(s->reserve / 8) : (1 << 20);
+	/* One thread measures (the one that moves checked_ns); the others use the last figure. */
+	if ((now - checked > RECHECK_NS || grown > much) && atomic_compare_exchange_strong(&s->checked_ns, &checked, now)) {
 		struct statvfs sv;
 		struct lsm_stats st;
 		if (statvfs(fs->cfg.store_dir, &sv) == 0 && lsm_stats_get(fs->db, &st) == 0) {
@@ -46,7 +49,6 @@ static uint64_t space_avail(struct fs *fs)
 			uint64_t debt = st.mem_bytes + st.imm_bytes + st.level_bytes[0];
 			atomic_store(&s->avail, free_now > debt ? free_now - debt : 0);
 			atomic_fetch_sub(&s->grown, grown); /* what the measurement now includes */
-			atomic_store(&s->checked_ns, now);
 		}
 	}
 	int64_t owed = atomic_load(&s->grown) + atomic_load(&s->inflight);

@@ -9,9 +9,10 @@
 #   kill   process death: the kernel page cache and the store files survive as written;
 #   power  power loss: the daemon runs its store on a journaling env (-o lsmfs_crash_journal=) and
 #          after the kill every store file is cut to its last synced length, files never made
-#          durable are deleted (crashload apply).
+#          durable are deleted (crashload apply). (Renames inside the store that were not made durable
+#          by a directory sync are not undone: the journal replay treats them as durable.)
 # Every third cycle mounts with -o sync (every operation durable when it returns), every third other
-# one with sync_interval=1 (the workload pauses 1.5 s every 300 operations: what came before a pause
+# one with sync_interval=1 (the workload pauses 3 s every 300 operations: what came before a pause
 # must survive without any fsync). A small memtable
 # (write_buffer=512K) puts flushes, compactions and manifest writes inside every cycle.
 # A failure prints the seed (CRASH_SEED=... replays the run) and keeps the temp dir.
@@ -46,7 +47,7 @@ for kind in $KINDS; do
 		mode=""
 		delay=1.7
 		if [ $((c % 3)) = 0 ]; then opts=$opts,sync; mode=sync; fi
-		if [ $((c % 3)) = 1 ] && [ $c -gt 1 ]; then opts=$opts,sync_interval=1; mode=interval=1; delay=3.5; fi
+		if [ $((c % 3)) = 1 ] && [ $c -gt 1 ]; then opts=$opts,sync_interval=1; mode=interval=1; delay=6; fi
 		if [ $kind = power ]; then
 			rm -f "$E2E_TMP/journal"
 			opts=$opts,lsmfs_crash_journal=$E2E_TMP/journal
@@ -54,17 +55,38 @@ for kind in $KINDS; do
 		mount_fs -o "$opts" || { fail "mount (cycle $c)"; keep; break 2; }
 		"$CL" run "$MNT/w$c" "$E2E_TMP/expect" "$seed" $mode 2>"$E2E_TMP/load.err" &
 		load=$!
-		for _ in $(seq 1 200); do grep -q "^crashload: ready" "$E2E_TMP/load.err" && break; sleep 0.05; done
-		# Kill somewhere between 0.3 and 2.0 s (interval cycles: 3.8 s) into the workload.
+		E2E_PIDS+=("$load")
+		ready=0
+		for _ in $(seq 1 400); do
+			grep -q "^crashload: ready" "$E2E_TMP/load.err" && { ready=1; break; }
+			kill -0 $load 2>/dev/null || break
+			sleep 0.05
+		done
+		if [ $ready = 0 ]; then
+			fail "cycle $c: the workload did not start (seed $seed)"; cat "$E2E_TMP/load.err"; keep; break 2
+		fi
+		# Kill somewhere between 0.3 and 2.0 s (interval cycles: 6.3 s) into the workload.
 		sleep "$(awk -v s="$seed" -v d=$delay 'BEGIN { srand(s % 1000003); printf "%.2f", 0.3 + rand() * d }')"
 		if ! kill -0 $load 2>/dev/null; then
 			fail "cycle $c: the workload ended before the kill (seed $seed)"; cat "$E2E_TMP/load.err"
 			keep; break 2
 		fi
+		# The daemon must still be alive: one that crashed on its own is a failure, not a kill.
+		if ! kill -0 "$FS_PID" 2>/dev/null; then
+			fail "cycle $c: the daemon died before the kill (seed $seed)"; tail -20 "$E2E_TMP/daemon.log"
+			keep; break 2
+		fi
 		kill -9 "$FS_PID"
 		wait "$FS_PID" 2>/dev/null
+		drc=$?
+		forget_pid "$FS_PID"
 		wait $load
 		lrc=$?
+		forget_pid "$load"
+		if [ $drc -ne 137 ] || grep -Eq "AddressSanitizer|LeakSanitizer|runtime error" "$E2E_TMP/daemon.log"; then
+			fail "cycle $c: the daemon exited with status $drc, not by the kill (seed $seed)"
+			tail -20 "$E2E_TMP/daemon.log"; keep; break 2
+		fi
 		if [ $lrc -ne 0 ] || ! grep -q "stopped by the daemon's death" "$E2E_TMP/load.err"; then
 			fail "cycle $c: workload (seed $seed) exit $lrc"; cat "$E2E_TMP/load.err"; keep; break 2
 		fi

@@ -49,6 +49,7 @@ struct file {
 	uint32_t synced_size;
 	int nlink;
 	uint32_t gen;
+	uint64_t ino;              /* st_ino the filesystem gave it */
 };
 
 struct name {
@@ -134,9 +135,68 @@ static void touch(const char *path, int file)
 	}
 }
 
+/* Namespace states. Every operation is one atomic batch in the store's ordered log, so after a crash
+ * the tree must be exactly the state after some prefix of the operations since the last sync point
+ * (the one in flight included): a rename is never half done, an unlinked name never comes back
+ * without its file. A state maps each path (by index into paths) to what is there. */
+#define ST_ABSENT 0
+#define ST_ANYFILE (UINT64_MAX - 1) /* a file whose inode number is not known (create in flight) */
+#define ST_DIR UINT64_MAX
+#define MAX_STATES 4096
+#define NPATHS (int)(sizeof paths / sizeof paths[0])
+static uint64_t *states[MAX_STATES];
+static int nstates, states_overflow;
+static uint64_t tentative[4 * POOL + 8]; /* the operation in flight, as if it succeeded */
+static int have_tentative;
+
+static void state_now(uint64_t *out)
+{
+	memset(out, 0, sizeof(uint64_t) * NPATHS);
+	for (int i = 0; i < nnames; i++)
+		if (names[i].live) {
+			int p = (int)(pinfo(names[i].path) - paths);
+			out[p] = names[i].is_dir ? ST_DIR : files[names[i].file].ino;
+		}
+}
+
+static void push_state(void)
+{
+	have_tentative = 0;
+	if (nstates == MAX_STATES) {
+		states_overflow = 1;
+		return;
+	}
+	states[nstates] = xmalloc(sizeof(uint64_t) * NPATHS);
+	state_now(states[nstates++]);
+}
+
+/* Before an operation's system call: what the tree is if it takes effect. */
+static void tent_begin(void)
+{
+	state_now(tentative);
+	have_tentative = 1;
+}
+
+static void tent_set(const char *path, uint64_t what)
+{
+	tentative[pinfo(path) - paths] = what;
+}
+
+static uint64_t path_state(const char *path)
+{
+	uint64_t st[4 * POOL + 8];
+	state_now(st);
+	return st[pinfo(path) - paths];
+}
+
 /* A sync point: everything acknowledged so far is durable. */
 static void sync_point(void)
 {
+	for (int i = 0; i < nstates; i++)
+		free(states[i]);
+	nstates = 0;
+	states_overflow = 0;
+	push_state();
 	for (int i = 0; i < npaths; i++) {
 		paths[i].touched = 0;
 		paths[i].synced_kind = 0;
@@ -251,15 +311,26 @@ static int one_op(const char *dir)
 		names[s] = (struct name){.is_dir = 0, .file = f, .live = 0};
 		snprintf(names[s].path, sizeof names[s].path, "%s", rel);
 		touch(rel, f);
+		tent_begin();
+		tent_set(rel, ST_ANYFILE);
 		int fd = open(full(dir, rel, a, sizeof a), O_CREAT | O_EXCL | O_WRONLY, 0644);
 		if (fd < 0)
 			return gone(errno) ? 1 : (die(a), 1);
+		struct stat st;
+		if (fstat(fd, &st)) {
+			int err = errno;
+			close(fd);
+			return gone(err) ? 1 : (die("fstat"), 1);
+		}
+		fl->ino = st.st_ino;
 		names[s].live = 1;
+		push_state();
 		uint32_t len = (rn(64 * 1024 / REC) + 1) * REC;
 		fl->gen++;
 		fill(buf, fl->id, fl->gen, 0, len);
+		errno = 0;
 		ssize_t w = pwrite(fd, buf, len, 0);
-		int err = errno;
+		int err = errno ? errno : EIO;
 		int do_sync = rn(3) == 0;
 		if (w == (ssize_t)len) {
 			memcpy(fl->data, buf, len);
@@ -319,6 +390,7 @@ static int one_op(const char *dir)
 			}
 			fl->gen++;
 			fill(buf, fl->id, fl->gen, off, len);
+			errno = 0;
 			if (pwrite(fd, buf, len, off) != (ssize_t)len)
 				err = errno ? errno : EIO;
 			else {
@@ -359,6 +431,9 @@ static int one_op(const char *dir)
 			return 0; /* two links of one file: rename is a no-op, keep the model simple */
 		touch(names[s].path, names[s].file);
 		touch(to, names[s].file);
+		tent_begin();
+		tent_set(to, path_state(names[s].path));
+		tent_set(names[s].path, ST_ABSENT);
 		if (rename(full(dir, names[s].path, a, sizeof a), full(dir, to, b, sizeof b)))
 			return gone(errno) ? 1 : (die("rename"), 1);
 		if (t >= 0) {
@@ -366,6 +441,7 @@ static int one_op(const char *dir)
 			files[names[t].file].nlink--;
 		}
 		snprintf(names[s].path, sizeof names[s].path, "%s", to);
+		push_state();
 		if (sync_mode)
 			sync_point();
 		return 0;
@@ -382,11 +458,14 @@ static int one_op(const char *dir)
 			return 0;
 		int f = names[s].file;
 		touch(to, f);
+		tent_begin();
+		tent_set(to, files[f].ino);
 		if (link(full(dir, names[s].path, a, sizeof a), full(dir, to, b, sizeof b)))
 			return gone(errno) ? 1 : (die("link"), 1);
 		names[n] = (struct name){.is_dir = 0, .file = f, .live = 1};
 		snprintf(names[n].path, sizeof names[n].path, "%s", to);
 		files[f].nlink++;
+		push_state();
 		if (sync_mode)
 			sync_point();
 		return 0;
@@ -396,10 +475,13 @@ static int one_op(const char *dir)
 		if (s < 0)
 			return 0;
 		touch(names[s].path, names[s].file);
+		tent_begin();
+		tent_set(names[s].path, ST_ABSENT);
 		if (unlink(full(dir, names[s].path, a, sizeof a)))
 			return gone(errno) ? 1 : (die("unlink"), 1);
 		names[s].live = 0;
 		files[names[s].file].nlink--;
+		push_state();
 		if (sync_mode)
 			sync_point();
 		return 0;
@@ -412,10 +494,13 @@ static int one_op(const char *dir)
 		if (s < 0)
 			return 0;
 		touch(rel, -1);
+		tent_begin();
+		tent_set(rel, ST_DIR);
 		if (mkdir(full(dir, rel, a, sizeof a), 0755))
 			return gone(errno) ? 1 : (die("mkdir"), 1);
 		names[s] = (struct name){.is_dir = 1, .file = -1, .live = 1};
 		snprintf(names[s].path, sizeof names[s].path, "%s", rel);
+		push_state();
 		if (sync_mode)
 			sync_point();
 		return 0;
@@ -425,19 +510,25 @@ static int one_op(const char *dir)
 		if (s < 0)
 			return 0;
 		touch(names[s].path, -1);
+		tent_begin();
+		tent_set(names[s].path, ST_ABSENT);
 		if (rn(2)) {
 			if (rmdir(full(dir, names[s].path, a, sizeof a)))
 				return gone(errno) ? 1 : (die("rmdir"), 1);
 			names[s].live = 0;
 		} else {
 			char to[64];
-			if (pick_name(to, sizeof to))
+			if (pick_name(to, sizeof to)) {
+				have_tentative = 0;
 				return 0;
+			}
 			touch(to, -1);
+			tent_set(to, ST_DIR);
 			if (rename(full(dir, names[s].path, a, sizeof a), full(dir, to, b, sizeof b)))
 				return gone(errno) ? 1 : (die("rename dir"), 1);
 			snprintf(names[s].path, sizeof names[s].path, "%s", to);
 		}
+		push_state();
 		if (sync_mode)
 			sync_point();
 		return 0;
@@ -473,8 +564,11 @@ static void write_expect(const char *path)
 		else if (p->synced_kind == 1)
 			kind = files[p->synced_file].synced ? 'F' : 'f';
 		fprintf(f, "%c %s", kind, p->path);
-		for (int j = 0; j < p->nids; j++)
-			fprintf(f, " %u", p->ids[j]);
+		if (kind == 'F' || kind == 'f')
+			fprintf(f, " %u", files[p->synced_file].id); /* untouched since the sync: only its file */
+		else
+			for (int j = 0; j < p->nids; j++)
+				fprintf(f, " %u", p->ids[j]);
 		fputc('\n', f);
 		if (kind == 'F') {
 			/* the exact content follows as "= SIZE HEX..." in one line */
@@ -484,6 +578,23 @@ static void write_expect(const char *path)
 				fprintf(f, "%02x", fl->synced[k]);
 			fputc('\n', f);
 		}
+	}
+	/* The namespace states allowed after the crash, one line each: per path, in the order above, 0
+	 * (absent), D (a directory), * (a file), or the file's inode number. */
+	for (int k = 0; k < nstates + have_tentative; k++) {
+		if (states_overflow)
+			break;
+		const uint64_t *st = k < nstates ? states[k] : tentative;
+		fputc('S', f);
+		for (int i = 0; i < npaths; i++) {
+			if (st[i] == ST_DIR)
+				fputs(" D", f);
+			else if (st[i] == ST_ANYFILE)
+				fputs(" *", f);
+			else
+				fprintf(f, " %llu", (unsigned long long)st[i]);
+		}
+		fputc('\n', f);
 	}
 	if (fflush(f) || fsync(fileno(f)) || fclose(f))
 		die(path);
@@ -522,7 +633,10 @@ static int cmd_run(const char *dir, const char *expect, uint64_t seed)
 		if (interval > 0 && ops_done % 300 == 0) {
 			/* Idle for longer than the daemon's sync interval: everything acknowledged before the
 			 * pause (file data aside, which the kernel may still hold) must be durable after it. */
-			struct timespec ts = {(time_t)(interval + 0.5), (long)((interval + 0.5 - (time_t)(interval + 0.5)) * 1e9)};
+			/* Twice the interval and a second: the sync thread waits `interval` after its
+			 * previous sync ended, and a sync takes time of its own. */
+			double pause = 2 * interval + 1;
+			struct timespec ts = {(time_t)pause, (long)((pause - (time_t)pause) * 1e9)};
 			nanosleep(&ts, NULL);
 			sync_point();
 		}
@@ -618,6 +732,15 @@ static int cmd_verify(const char *dir, const char *expect)
 	while (fgets(line, (int)cap, f)) {
 		if (line[0] == '#')
 			continue;
+		if (line[0] == 'S' && nstates < MAX_STATES) {
+			uint64_t *st = xmalloc(sizeof(uint64_t) * NPATHS);
+			char *save, *tok = strtok_r(line + 1, " \n", &save);
+			for (int i = 0; i < NPATHS; i++, tok = tok ? strtok_r(NULL, " \n", &save) : NULL)
+				st[i] = !tok ? ST_ABSENT : tok[0] == 'D' ? ST_DIR : tok[0] == '*' ? ST_ANYFILE
+										      : strtoull(tok, NULL, 10);
+			states[nstates++] = st;
+			continue;
+		}
 		if (line[0] == '=' && nex > 0) {
 			struct expect *e = &ex[nex - 1];
 			char *p = line + 2;
@@ -723,8 +846,54 @@ static int cmd_verify(const char *dir, const char *expect)
 		}
 		closedir(d);
 	}
+	/* The namespace is one of the states the operations since the last sync could have left. */
+	uint64_t found[4 * POOL + 8] = {0};
+	for (int i = 0; i < nex && i < NPATHS; i++) {
+		struct stat st;
+		if (lstat(full(dir, ex[i].path, a, sizeof a), &st))
+			found[i] = ST_ABSENT;
+		else if (S_ISDIR(st.st_mode))
+			found[i] = ST_DIR;
+		else if (S_ISREG(st.st_mode))
+			found[i] = st.st_ino;
+		else
+			found[i] = ST_ANYFILE - 1; /* matches nothing */
+	}
+	int best = -1, best_diff = INT32_MAX;
+	for (int k = 0; k < nstates; k++) {
+		int diff = 0;
+		for (int i = 0; i < nex && i < NPATHS; i++) {
+			uint64_t w = states[k][i];
+			int same = w == found[i] || (w == ST_ANYFILE && found[i] != ST_ABSENT && found[i] != ST_DIR &&
+						       found[i] != ST_ANYFILE - 1);
+			diff += !same;
+		}
+		if (diff < best_diff) {
+			best_diff = diff;
+			best = k;
+		}
+	}
+	if (nstates > 0 && best_diff > 0) {
+		char det[96];
+		snprintf(det, sizeof det, "%d state(s) allowed; the closest (#%d) differs in %d name(s)", nstates, best,
+			 best_diff);
+		problem("%s: the tree is no state the operations since the last sync could have left (%s)", dir,
+			det);
+		for (int i = 0, shown = 0; i < nex && i < NPATHS && shown < 10; i++) {
+			uint64_t w = states[best][i];
+			int same = w == found[i] || (w == ST_ANYFILE && found[i] != ST_ABSENT && found[i] != ST_DIR);
+			if (!same) {
+				fprintf(stderr, "    %s: expected %s %llu, found %s %llu\n", ex[i].path,
+					w == ST_ABSENT ? "absent" : w == ST_DIR ? "dir" : "file", (unsigned long long)w,
+					found[i] == ST_ABSENT ? "absent" : found[i] == ST_DIR ? "dir" : "file",
+					(unsigned long long)found[i]);
+				shown++;
+			}
+		}
+	}
 	for (int i = 0; i < nex; i++)
 		free(ex[i].content);
+	printf("namespace: one of %d allowed states; ", nstates);
 	printf("verified %d names (%d present as expected, %d with exact fsync'd content): %d problem(s)\n", nex,
 	       checked_present, checked_exact, problems);
 	return problems ? 1 : 0;

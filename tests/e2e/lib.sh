@@ -44,11 +44,19 @@ mount_fs() {
 	echo "mount did not appear"; return 1
 }
 
+# forget_pid PID: a child that has been waited for is no longer ours to kill (its number may be reused).
+forget_pid() {
+	local keep=() p
+	for p in "${E2E_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	E2E_PIDS=("${keep[@]}")
+}
+
 # umount_fs: unmount and wait for the daemon to exit cleanly (status 0).
 umount_fs() {
 	fusermount3 -u "$MNT" || return 1
 	wait "$FS_PID"
 	local rc=$?
+	forget_pid "$FS_PID"
 	[ $rc -eq 0 ] || { echo "lsmfs exited with status $rc"; tail -5 "$E2E_TMP/daemon.log"; return 1; }
 }
 
