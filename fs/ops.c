@@ -1120,6 +1120,19 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	fuse_reply_err(req, fs_store_errno(lsm_sync(FS(req)->db)));
 }
 
+/* Copy stored bytes [from, to) of a read starting at file offset off into buf, zeroing what lies between
+ * the end of the previous copy (*cur) and from (a hole, or the short tail of a block). Blocks come in
+ * ascending order, so each byte of the reply is written once (a 1 MiB memset per read was 5 % of the
+ * daemon's time in seqread-1m). */
+static void read_fill(char *buf, uint64_t off, uint64_t *cur, uint64_t from, const char *src, uint64_t to)
+{
+	if (from > *cur)
+		memset(buf + (*cur - off), 0, from - *cur);
+	memcpy(buf + (from - off), src, to - from);
+	if (to > *cur)
+		*cur = to;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = FS(req);
@@ -1140,7 +1153,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	memset(buf, 0, n);
+	uint64_t cur = (uint64_t)off; /* buf holds the reply's bytes below cur */
 	uint64_t bs = fs->bs;
 	uint64_t first = (uint64_t)off / bs, last = ((uint64_t)off + n - 1) / bs;
 	int err = 0;
@@ -1160,7 +1173,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			uint64_t from = bstart > (uint64_t)off ? bstart : (uint64_t)off;
 			uint64_t to = bstart + v->len < (uint64_t)off + n ? bstart + v->len : (uint64_t)off + n;
 			if (to > from)
-				memcpy(buf + (from - (uint64_t)off), (char *)v->data + (from - bstart), to - from);
+				read_fill(buf, (uint64_t)off, &cur, from, (char *)v->data + (from - bstart), to);
 		}
 		if (!v)
 			err = ENOMEM;
@@ -1182,12 +1195,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 				uint64_t from = bstart > (uint64_t)off ? bstart : (uint64_t)off;
 				uint64_t to = bstart + vl < (uint64_t)off + n ? bstart + vl : (uint64_t)off + n;
 				if (to > from)
-					memcpy(buf + (from - (uint64_t)off), vv + (from - bstart), to - from);
+					read_fill(buf, (uint64_t)off, &cur, from, vv + (from - bstart), to);
 			}
 			err = fs_store_errno(lsm_iter_status(it));
 			lsm_iter_free(it);
 		}
 	}
+	if (!err && cur < (uint64_t)off + n)
+		memset(buf + (cur - (uint64_t)off), 0, (uint64_t)off + n - cur); /* a hole up to the end */
 	if (err)
 		fuse_reply_err(req, err);
 	else
