@@ -62,7 +62,7 @@ END {
 	print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for (j = 1; j <= nt; j++) {
 		t = ta[j]
-		if (t ~ /^rss_peak/) continue
+		if (t ~ /^(rss|anon)_peak/) continue
 		best = ""
 		for (i = 1; i <= nf; i++) { k = fl[i] SUBSEP t; if ((k in med) && (best == "" || med[k] > best)) best = med[k] }
 		L = med["lsmfs" SUBSEP t]; W = med["lsmfs_nowb" SUBSEP t]

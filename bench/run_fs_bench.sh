@@ -262,20 +262,40 @@ run_extra() {
 	rm -rf "$w"
 }
 
-# lsmfs's peak RSS since the last mark (then reset: clear_refs 5 resets VmHWM).
+# lsmfs's memory: VmHWM counts the store's mmap'd table pages (page cache the kernel can take back)
+# with the daemon's own memory, so a sampler also keeps the peak of RssAnon (private memory) in
+# $BASE/$t.anon, every 0.2 s.
+start_sampler() {
+	local pid f=$BASE/$1.anon
+	pid=$(cat "$BASE/pids/$1.pid")
+	echo 0 >"$f"
+	(
+		while kill -0 "$pid" 2>/dev/null; do
+			a=$(awk '/RssAnon/{print $2}' "/proc/$pid/status" 2>/dev/null)
+			m=$(cat "$f" 2>/dev/null)
+			[ -n "$a" ] && [ "$a" -gt "${m:-0}" ] && echo "$a" >"$f"
+			sleep 0.2
+		done
+	) &
+}
+
+# lsmfs's peaks since the last mark (then reset: clear_refs 5 resets VmHWM).
 rss_mark() {
 	local pid hwm
 	case "$1" in lsmfs*) ;; *) return 0 ;; esac
 	pid=$(cat "$BASE/pids/$1.pid")
 	hwm=$(awk '/VmHWM/{printf "%.1f", $2 / 1024}' "/proc/$pid/status")
 	row "$1" "$2" "$hwm" MiB
+	row "$1" "anon_${2#rss_}" "$(awk '{printf "%.1f", $1 / 1024}' "$BASE/$1.anon")" MiB
 	echo 5 >"/proc/$pid/clear_refs" 2>/dev/null
+	echo 0 >"$BASE/$1.anon"
 }
 
 for rep in $(seq 1 "$REPS"); do
 	for t in $TARGETS; do
 		log "rep $rep: $t"
 		up "$t" || { log "mount $t failed"; down "$t"; continue; }
+		case "$t" in lsmfs*) start_sampler "$t" ;; esac
 		{
 			echo "# rep $rep $t: $(case $t in native|pll|mergerfs|bindfs) "$H/mounts.sh" opts "$t" ;; *) echo "own mount, see run_fs_bench.sh" ;; esac)"
 			echo "#   $(date +%T) load: $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes:"
