@@ -493,6 +493,16 @@ static int ti_load(struct table_iter *ti)
 		return -1;
 	}
 	ti->blk_off = h.offset;
+	if (ti->t->map) {
+		/* A scan reads the next block soon: start loading its first cache lines (and the
+		 * translation of its page) while this one is checksummed. Hardware prefetchers stop at
+		 * page boundaries, and a 4 KiB block spans two pages. */
+		uint64_t next = h.offset + h.size + BLOCK_TRAILER_SIZE;
+		if (next < ti->t->data_end)
+			__builtin_prefetch(ti->t->map + next);
+		if (next + 4096 < ti->t->data_end)
+			__builtin_prefetch(ti->t->map + next + 4096);
+	}
 	return 0;
 }
 
