@@ -36,12 +36,21 @@ struct fsck {
 	int quiet;
 	int json;
 	int progress;            /* stderr is a terminal and not --quiet */
+	/* Output (NULL: stdout and stderr). A check of a mounted store writes into buffers instead, so
+	 * that an attempt the running store disturbed can be dropped and run again (lsmfsck.c). */
+	FILE *out;               /* problems and notes */
+	FILE *errout;            /* operational errors */
 	/* The store. */
 	int locked;              /* a process (the daemon) holds the store's lock */
 	lsm_db *db;              /* open (read-only unless repairing) once the store checks allow it */
 	uint64_t *logs;          /* live log numbers, ascending (for locating keys still in a log) */
 	size_t nlogs;
 	int locate_budget;       /* log searches left for problem locations (each reads the logs) */
+	/* A mounted store: the manifest when this attempt began (fsck_store_stamp), and whether the running
+	 * store deleted or replaced something this attempt read (reported as a note, not an error). */
+	uint64_t stamp_mnum, stamp_msize;
+	int stamp_ok;
+	int moved;
 	/* Results. */
 	uint64_t errors, fixed, notes;
 	uint64_t fixable;        /* errors --repair knows how to fix */
@@ -77,6 +86,13 @@ void fsck_progress_done(struct fsck *c);
 void json_str(FILE *f, const char *s, size_t n);
 
 /* ---- fsck_store.c ---- */
+/* The directory holds a store; whether it is locked (c->locked); a locked store is not repaired.
+ * 0, or -1 with an operational error reported. */
+int fsck_store_probe(struct fsck *c);
+/* Record the store's version stamp in c->stamp_*: CURRENT's manifest number and that manifest's size. */
+void fsck_store_stamp(struct fsck *c);
+/* 1 if the stamp changed since fsck_store_stamp (or could not be read either time). */
+int fsck_store_changed(struct fsck *c);
 /* Store level: lock, CURRENT, manifest, files, tables, logs. Opens c->db (read-only, or read-write with
  * the log repair option when repairing). Returns 0 if the filesystem pass can run, -1 if not. */
 int fsck_store(struct fsck *c);

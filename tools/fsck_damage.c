@@ -10,6 +10,7 @@
  *   fsck_damage [-w] STORE put-orphan INO
  *   fsck_damage [-w] STORE del KEY                          (KEY as lsmfsck prints it)
  *   fsck_damage [-w] STORE set-alloc N
+ *   fsck_damage [-w] STORE set-block-size N                 (the superblock's block size)
  *   fsck_damage STORE flush                                 (only open read-write and flush: tables)
  *   fsck_damage STORE wal-two-batches   two synced batches rewriting S and N with their own values;
  *                                       prints "LOGFILE OFFSET-OF-THE-FIRST" (to corrupt it)
@@ -120,6 +121,21 @@ static int run(lsm_db *db, int argc, char **argv)
 		kl = fs_key_alloc(k);
 		fs_alloc_encode(num(argv[1]), v);
 		return lsm_put(db, k, kl, v, 8, LSM_SYNC);
+	}
+	if (!strcmp(cmd, "set-block-size") && argc == 2) {
+		struct lsm_buf b = {0};
+		struct fs_super sb;
+		char sv[FS_SUPER_LEN];
+		kl = fs_key_super(k);
+		int rc = lsm_get(db, NULL, k, kl, &b);
+		if (!rc && fs_super_decode(b.data, b.len, &sb))
+			rc = LSM_CORRUPT;
+		lsm_buf_free(&b);
+		if (rc)
+			return rc;
+		sb.block_size = (uint32_t)num(argv[1]);
+		fs_super_encode(&sb, sv);
+		return lsm_put(db, k, kl, sv, sizeof sv, LSM_SYNC);
 	}
 	if (!strcmp(cmd, "flush") && argc == 1)
 		return 0;

@@ -167,8 +167,17 @@ static void fix_commit(struct fsctx *x)
 	x->pending_fixes = 0;
 }
 
-/* Batches stay small so that a huge repair never builds one huge memtable entry set at once. */
+/* Batches stay small so that a huge repair never builds one huge memtable entry set at once. A batch is
+ * committed only between problems (fix_boundary, from PROBLEM_FIX), never in the middle of one problem's
+ * writes: each fix is then all written or not at all, and a failed batch un-counts exactly the problems
+ * whose writes it held. (So a batch can exceed the limit by the few writes of one problem.) */
 #define FIX_BATCH_OPS 1024
+
+static void fix_boundary(struct fsctx *x)
+{
+	if (x->nops >= FIX_BATCH_OPS)
+		fix_commit(x);
+}
 
 static void fix_op(struct fsctx *x, int del, const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -184,14 +193,15 @@ static void fix_op(struct fsctx *x, int del, const void *k, size_t kl, const voi
 		fsck_operr(x->c, "out of memory");
 		x->write_failed = 1;
 	}
-	if (++x->nops >= FIX_BATCH_OPS)
-		fix_commit(x);
+	x->nops++;
 }
 
-/* A problem with a fix: report it, and count the fix as pending until its batch commits. */
+/* A problem with a fix: report it, and count the fix as pending until its batch commits. Its writes
+ * (fix_op) follow it, before the next problem. */
 #define PROBLEM_FIX(x, code, k, kl, fix, ...)                                        \
 	do {                                                                         \
 		const char *fix_ = (fix);                                            \
+		fix_boundary(x);                                                     \
 		fsck_problem((x)->c, code, k, kl, NULL, fix_, !(x)->write_failed, __VA_ARGS__); \
 		if ((x)->c->repair && !(x)->write_failed && fix_)                    \
 			(x)->pending_fixes++;                                        \
@@ -233,6 +243,21 @@ static int type_index(uint32_t mode)
 	return 7;
 }
 
+/* A failed read (what: "reading the inodes", ...). On a mounted store that moved on meanwhile (a table
+ * compacted away before this check opened it) it is a note, and lsmfsck.c runs the check again. */
+static void read_failed(struct fsctx *x, const void *k, size_t kl, const char *what, const char *then)
+{
+	struct fsck *c = x->c;
+	char err[512];
+	snprintf(err, sizeof err, "%s", lsm_errmsg());
+	if (c->locked && fsck_store_changed(c)) {
+		fsck_note(c, "store-changed", "%s failed while the running store changed the store (%s)", what, err);
+		c->moved = 1;
+		return;
+	}
+	PROBLEM(x, "read-error", k, kl, "%s failed: %s%s", what, err, then);
+}
+
 /* ---------------------------------------------------------------- pass 1: inodes */
 
 static int scan_inodes(struct fsctx *x)
@@ -248,7 +273,7 @@ static int scan_inodes(struct fsctx *x)
 	for (lsm_iter_seek(it, &p, 1); lsm_iter_valid(it); lsm_iter_next(it)) {
 		size_t kl, vl;
 		const char *k = lsm_iter_key(it, &kl);
-		if (k[0] != FS_K_INODE)
+		if (kl == 0 || k[0] != FS_K_INODE)
 			break;
 		const void *v = lsm_iter_value(it, &vl);
 		struct fs_key d;
@@ -288,7 +313,7 @@ static int scan_inodes(struct fsctx *x)
 	int st = lsm_iter_status(it);
 	lsm_iter_free(it);
 	if (st) {
-		PROBLEM(x, "read-error", NULL, 0, "reading the inodes failed: %s; filesystem checks stopped", lsm_errmsg());
+		read_failed(x, NULL, 0, "reading the inodes", "; filesystem checks stopped");
 		return -1;
 	}
 	x->scan_max = x->max_ino;
@@ -453,7 +478,7 @@ static int scan_keys(struct fsctx *x)
 		const char *v = lsm_iter_value(it, &vl);
 		if ((++n & 4095) == 0)
 			fsck_progress(c, "reading keys", n, 0);
-		if (k[0] == FS_K_INODE) {
+		if (kl > 0 && k[0] == FS_K_INODE) {
 			/* Scanned already: skip to the next kind. */
 			char next = FS_K_INODE + 1;
 			lsm_iter_seek(it, &next, 1);
@@ -464,7 +489,7 @@ static int scan_keys(struct fsctx *x)
 		}
 		struct fs_key d;
 		if (fs_key_decode(k, kl, &d)) {
-			int known = strchr("SNidblxo", k[0]) != NULL && k[0];
+			int known = kl > 0 && k[0] && strchr("SNidblxo", k[0]) != NULL;
 			PROBLEM(x, known ? "bad-key" : "unknown-key", k, kl, "%s (%zu bytes)",
 				known ? "malformed key" : "key of no kind the filesystem writes", kl);
 			continue;
@@ -525,7 +550,7 @@ static int scan_keys(struct fsctx *x)
 	int st = lsm_iter_status(it);
 	lsm_iter_free(it);
 	if (st) {
-		PROBLEM(x, "read-error", NULL, 0, "reading the store failed: %s; filesystem checks stopped", lsm_errmsg());
+		read_failed(x, NULL, 0, "reading the store", "; filesystem checks stopped");
 		return -1;
 	}
 	return 0;
@@ -666,10 +691,10 @@ static int check_reach(struct fsctx *x, uint64_t start, struct ino_stack *st)
 		if (r->reach == REACH_VISITING) {
 			char k[FS_KEY_MAX];
 			size_t kl = fs_key_inode(k, cur);
-			PROBLEM_FIX(x, "dir-cycle", k, kl, "moved to /lost+found",
+			/* Whether the fix can be made is known before the problem is reported (and counted). */
+			int lf_ok = !x->c->repair || ensure_lf(x) == 0;
+			PROBLEM_FIX(x, "dir-cycle", k, kl, lf_ok ? "moved to /lost+found" : NULL,
 				    "directory %" PRIu64 " is in a cycle of directories, not reachable from /", cur);
-			if (x->c->repair && ensure_lf(x))
-				fsck_unfix(x->c, 1);
 			if (x->c->repair && x->lf) {
 				r = itab_get(&x->t, cur);
 				struct irec *p = itab_get(&x->t, r->parent);
@@ -714,11 +739,12 @@ static int check_reach(struct fsctx *x, uint64_t start, struct ino_stack *st)
 
 /* ---------------------------------------------------------------- per-inode checks */
 
-static void fix_inode(struct fsctx *x, uint64_t ino, const struct irec *r, int set_nlink, int set_entries,
-		      int set_xattrs, int set_size)
+/* Rewrite an inode record with the counted values. -1 if it cannot be re-read (reported). */
+static int fix_inode(struct fsctx *x, uint64_t ino, const struct irec *r, int set_nlink, int set_entries,
+		     int set_xattrs, int set_size)
 {
 	if (!x->c->repair)
-		return;
+		return 0;
 	char k[FS_KEY_MAX];
 	size_t kl = fs_key_inode(k, ino);
 	struct lsm_buf v = {0};
@@ -726,8 +752,7 @@ static void fix_inode(struct fsctx *x, uint64_t ino, const struct irec *r, int s
 	if (lsm_get(x->c->db, NULL, k, kl, &v) || fs_inode_decode(v.data, v.len, &in)) {
 		lsm_buf_free(&v);
 		fsck_operr(x->c, "cannot re-read inode %" PRIu64 " to fix it: %s", ino, lsm_errmsg());
-		fsck_unfix(x->c, 1);
-		return;
+		return -1;
 	}
 	lsm_buf_free(&v);
 	if (set_nlink)
@@ -741,6 +766,7 @@ static void fix_inode(struct fsctx *x, uint64_t ino, const struct irec *r, int s
 	char nv[FS_INODE_LEN];
 	fs_inode_encode(&in, nv);
 	fix_op(x, 0, k, kl, nv, sizeof nv);
+	return 0;
 }
 
 static void check_inode(struct fsctx *x, struct irec *r)
@@ -750,6 +776,10 @@ static void check_inode(struct fsctx *x, struct irec *r)
 	uint64_t ino = r->ino;
 	if ((r->flags & (IR_BAD | IR_PENDING)))
 		return;
+	/* The problems below share one write (the record): commit what is queued first, so that the
+	 * fixes counted from here on are exactly this record's. */
+	fix_boundary(x);
+	uint64_t pending0 = x->pending_fixes;
 	int is_dir = S_ISDIR(r->mode);
 	uint64_t want = is_dir ? 2 + (uint64_t)r->subdirs : r->links;
 	uint64_t was = is_dir ? (uint64_t)((int64_t)want - r->d_subdirs) : want; /* before our own repairs */
@@ -785,8 +815,11 @@ static void check_inode(struct fsctx *x, struct irec *r)
 			set_size = 1;
 		}
 	}
-	if (set_nlink || set_entries || set_xattrs || set_size)
-		fix_inode(x, ino, r, set_nlink, set_entries, set_xattrs, set_size);
+	if ((set_nlink || set_entries || set_xattrs || set_size) &&
+	    fix_inode(x, ino, r, set_nlink, set_entries, set_xattrs, set_size)) {
+		fsck_unfix(x->c, x->pending_fixes - pending0);
+		x->pending_fixes = pending0;
+	}
 	if ((r->flags & IR_ORPHAN) && r->links) {
 		size_t okl = fs_key_orphan(k, ino);
 		PROBLEM_FIX(x, "orphan-linked", k, okl, "orphan record deleted",
@@ -817,7 +850,11 @@ static int check_super(struct fsctx *x)
 		int empty = !lsm_iter_valid(it);
 		rc = lsm_iter_status(it);
 		lsm_iter_free(it);
-		if (empty && !rc) {
+		if (rc) {
+			read_failed(x, k, kl, "reading the superblock", "");
+			return -1;
+		}
+		if (empty) {
 			fsck_note(c, "empty", "the store holds no filesystem yet (lsmfs creates one at the first mount)");
 			return -1;
 		}
@@ -826,7 +863,7 @@ static int check_super(struct fsctx *x)
 	}
 	if (rc) {
 		lsm_buf_free(&v);
-		PROBLEM(x, "read-error", k, kl, "reading the superblock failed: %s", lsm_errmsg());
+		read_failed(x, k, kl, "reading the superblock", "");
 		return -1;
 	}
 	struct fs_super s;
@@ -853,7 +890,7 @@ static int check_super(struct fsctx *x)
 			x->have_alloc = 1;
 	} else if (rc != LSM_NOTFOUND) {
 		lsm_buf_free(&v);
-		PROBLEM(x, "read-error", k, kl, "reading the allocator failed: %s", lsm_errmsg());
+		read_failed(x, k, kl, "reading the allocator", "");
 		return -1;
 	}
 	lsm_buf_free(&v);
@@ -895,17 +932,17 @@ void fsck_fs(struct fsck *c)
 		char fix[64];
 		snprintf(fix, sizeof fix, "linked as /lost+found/#%" PRIu64, ino);
 		kl = fs_key_inode(k, ino);
+		/* Whether /lost+found is usable is known before the problem is reported (and counted). */
+		int can_fix = root_ok && (!c->repair || ensure_lf(&x) == 0);
+		r = &x.t.v[i]; /* (ensure_lf may have added /lost+found to the table) */
 		if (r->nlink == 0)
-			PROBLEM_FIX(&x, "unattached", k, kl, root_ok ? fix : NULL,
+			PROBLEM_FIX(&x, "unattached", k, kl, can_fix ? fix : NULL,
 				    "%s with no links, no entry naming it and no orphan record", type_name(r->mode));
 		else
-			PROBLEM_FIX(&x, "unattached", k, kl, root_ok ? fix : NULL, "%s with %u link(s) that no entry names",
+			PROBLEM_FIX(&x, "unattached", k, kl, can_fix ? fix : NULL, "%s with %u link(s) that no entry names",
 				    type_name(r->mode), r->nlink);
-		if (root_ok) {
+		if (can_fix)
 			attach(&x, ino);
-			if (c->repair && !x.lf)
-				fsck_unfix(c, 1);
-		}
 	}
 
 	/* Every directory reachable from the root (no cycles). */

@@ -1,5 +1,6 @@
 /* fsck_inspect.c - lsmfsck's inspection commands: --stats, --ls, --stat, --cat, --dump-key/-table/-log. */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +400,13 @@ out:
 	return rc;
 }
 
+/* 0, or the errno of a failed write to stdout. */
+static int cat_write(const void *p, size_t n)
+{
+	errno = 0;
+	return fwrite(p, 1, n, stdout) == n ? 0 : errno ? errno : EIO;
+}
+
 int inspect_cat(struct fsck *c, const char *path)
 {
 	int rc = inspect_open(c);
@@ -418,7 +426,13 @@ int inspect_cat(struct fsck *c, const char *path)
 	if (lsm_get(c->db, NULL, k, kl, &sv) == LSM_OK && fs_super_decode(sv.data, sv.len, &s))
 		s.block_size = 4096;
 	lsm_buf_free(&sv);
-	uint64_t bs = s.block_size ? s.block_size : 4096;
+	/* As the check does: a block size lsmfs never writes is taken for 4096 (and would overrun zeros[]). */
+	if (s.block_size < 512 || s.block_size > 65536 || (s.block_size & (s.block_size - 1))) {
+		fprintf(stderr, "lsmfsck: the superblock's block size %u is invalid: 4096 assumed (run lsmfsck %s)\n",
+			s.block_size, c->dir);
+		s.block_size = 4096;
+	}
+	uint64_t bs = s.block_size;
 	static const char zeros[65536];
 	lsm_iter *it = lsm_iter_new(c->db, NULL);
 	if (!it) {
@@ -427,7 +441,8 @@ int inspect_cat(struct fsck *c, const char *path)
 	}
 	size_t pl = fs_key_kind_ino(k, FS_K_BLOCK, in.ino);
 	uint64_t pos = 0; /* bytes written so far */
-	for (lsm_iter_seek(it, k, pl); lsm_iter_valid(it) && pos < in.size; lsm_iter_next(it)) {
+	int werr = 0;     /* errno of a failed write to stdout: stop (the output would be silently short) */
+	for (lsm_iter_seek(it, k, pl); !werr && lsm_iter_valid(it) && pos < in.size; lsm_iter_next(it)) {
 		size_t ikl, vl;
 		const char *ik = lsm_iter_key(it, &ikl);
 		struct fs_key d;
@@ -437,27 +452,32 @@ int inspect_cat(struct fsck *c, const char *path)
 		if (d.blockno >= in.size / bs + 1)
 			break;
 		uint64_t start = d.blockno * bs;
-		while (pos < start && pos < in.size) { /* a hole reads as zeros */
+		while (!werr && pos < start && pos < in.size) { /* a hole reads as zeros */
 			uint64_t n = start - pos < sizeof zeros ? start - pos : sizeof zeros;
-			fwrite(zeros, 1, n, stdout);
+			werr = cat_write(zeros, n);
 			pos += n;
 		}
 		uint64_t n = vl < bs ? vl : bs;
 		if (start + n > in.size)
 			n = in.size - start;
-		fwrite(v, 1, n, stdout);
+		if (!werr)
+			werr = cat_write(v, n);
 		pos = start + n;
 	}
-	if (lsm_iter_status(it))
+	if (!werr && lsm_iter_status(it))
 		rc = operr("reading %s: %s", path, lsm_errmsg());
 	lsm_iter_free(it);
-	while (!rc && pos < in.size) {
+	while (!rc && !werr && pos < in.size) {
 		uint64_t n = in.size - pos < sizeof zeros ? in.size - pos : sizeof zeros;
-		fwrite(zeros, 1, n, stdout);
+		werr = cat_write(zeros, n);
 		pos += n;
 	}
-	if (fflush(stdout))
-		rc = operr("writing the output: %s%s", "failed", "");
+	if (!werr && fflush(stdout))
+		werr = errno ? errno : EIO;
+	if (!werr && ferror(stdout))
+		werr = EIO;
+	if (werr)
+		rc = operr("writing the output: %s%s", strerror(werr), "");
 out:
 	inspect_close(c);
 	return rc;
@@ -621,13 +641,14 @@ struct stats_ctx {
 	int first;
 };
 
+/* (Out of memory: an empty key, never a NULL pointer with a length.) */
 static void keep_key(char **dst, size_t *dl, const void *k, size_t kl)
 {
 	free(*dst);
 	*dst = malloc(kl + 1);
 	if (*dst)
 		memcpy(*dst, k, kl);
-	*dl = kl;
+	*dl = *dst ? kl : 0;
 }
 
 static int kcmp(const void *a, size_t al, const void *b, size_t bl)

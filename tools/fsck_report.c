@@ -33,6 +33,9 @@ void json_str(FILE *f, const char *s, size_t n)
 	fputc('"', f);
 }
 
+/* Where problems and notes go (a buffer while a check of a mounted store may be run again). */
+#define OUT(c) ((c)->out ? (c)->out : stdout)
+
 static void count_code(struct fsck *c, const char *code)
 {
 	for (int i = 0; i < c->ncounts; i++)
@@ -49,24 +52,25 @@ static void count_code(struct fsck *c, const char *code)
 static void json_item(struct fsck *c, const char *severity, const char *code, const char *key, const char *where,
 		      const char *msg, const char *fix, int fixed)
 {
-	printf("%s\n    {\"severity\": \"%s\", \"code\": \"%s\"", c->json_first ? "" : ",", severity, code);
+	FILE *f = OUT(c);
+	fprintf(f, "%s\n    {\"severity\": \"%s\", \"code\": \"%s\"", c->json_first ? "" : ",", severity, code);
 	c->json_first = 0;
 	if (key) {
-		printf(", \"key\": ");
-		json_str(stdout, key, strlen(key));
+		fprintf(f, ", \"key\": ");
+		json_str(f, key, strlen(key));
 	}
 	if (where && *where) {
-		printf(", \"where\": ");
-		json_str(stdout, where, strlen(where));
+		fprintf(f, ", \"where\": ");
+		json_str(f, where, strlen(where));
 	}
-	printf(", \"message\": ");
-	json_str(stdout, msg, strlen(msg));
+	fprintf(f, ", \"message\": ");
+	json_str(f, msg, strlen(msg));
 	if (fix) {
-		printf(", \"fix\": ");
-		json_str(stdout, fix, strlen(fix));
-		printf(", \"fixed\": %s", fixed ? "true" : "false");
+		fprintf(f, ", \"fix\": ");
+		json_str(f, fix, strlen(fix));
+		fprintf(f, ", \"fixed\": %s", fixed ? "true" : "false");
 	}
-	printf("}");
+	fprintf(f, "}");
 }
 
 void fsck_problem(struct fsck *c, const char *code, const void *key, size_t klen, const char *where,
@@ -101,9 +105,9 @@ void fsck_problem(struct fsck *c, const char *code, const void *key, size_t klen
 		return;
 	}
 	/* One line per problem; the fix, when made, goes on the same line. */
-	printf("error[%s]: %s%s%s%s%s%s%s%s\n", code, key ? kbuf : "", key ? ": " : "", msg, *where ? " (" : "", where,
-	       *where ? ")" : "", fixed ? "; fixed: " : "", fixed ? fix : "");
-	fflush(stdout);
+	fprintf(OUT(c), "error[%s]: %s%s%s%s%s%s%s%s\n", code, key ? kbuf : "", key ? ": " : "", msg,
+		*where ? " (" : "", where, *where ? ")" : "", fixed ? "; fixed: " : "", fixed ? fix : "");
+	fflush(OUT(c));
 }
 
 void fsck_unfix(struct fsck *c, uint64_t n)
@@ -130,8 +134,8 @@ void fsck_note(struct fsck *c, const char *code, const char *fmt, ...)
 		json_item(c, "note", code, NULL, NULL, msg, NULL, 0);
 		return;
 	}
-	printf("note[%s]: %s\n", code, msg);
-	fflush(stdout);
+	fprintf(OUT(c), "note[%s]: %s\n", code, msg);
+	fflush(OUT(c));
 }
 
 void fsck_operr(struct fsck *c, const char *fmt, ...)
@@ -143,7 +147,7 @@ void fsck_operr(struct fsck *c, const char *fmt, ...)
 	va_end(ap);
 	c->exit |= FSCK_EXIT_OPERR;
 	fsck_progress_done(c);
-	fprintf(stderr, "lsmfsck: %s\n", msg);
+	fprintf(c->errout ? c->errout : stderr, "lsmfsck: %s\n", msg);
 }
 
 /* ---------------------------------------------------------------- locations */

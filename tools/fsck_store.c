@@ -131,6 +131,14 @@ static void check_table_file(struct fsck *c, struct live_table *t)
 	snprintf(path, sizeof path, "%s/%06" PRIu64 ".sst", c->dir, t->number);
 	snprintf(name, sizeof name, "%06" PRIu64 ".sst", t->number);
 	int rc = lsm_inspect_table_file(NULL, path, key_cb, t, &t->rep);
+	if (rc == LSM_NOTFOUND && c->locked) {
+		/* Listed a moment ago, gone now: the running store compacted it away (its manifest moved on). */
+		fsck_note(c, "table-gone", "%s (level %d) was deleted while the check read it (the running store "
+			  "compacted it away)", name, t->level);
+		t->on_disk = 0;
+		c->moved = 1;
+		return;
+	}
 	if (rc) {
 		t->bad = 1;
 		if (rc == LSM_CORRUPT)
@@ -190,26 +198,65 @@ static int list_dir(struct fsck *c, struct disk_list *l)
 	return 0;
 }
 
-/* Read CURRENT: the live manifest's number, or -1 with a problem reported. */
-static int read_current(struct fsck *c, uint64_t *mnum)
+/* CURRENT's manifest number: 0; -1 if CURRENT cannot be read (errno says why); -2 if it names no manifest.
+ * (The store replaces CURRENT by a rename: it is never seen half written.) */
+static int current_manifest(const char *dir, uint64_t *mnum)
 {
 	char path[4096], buf[128];
-	snprintf(path, sizeof path, "%s/CURRENT", c->dir);
+	snprintf(path, sizeof path, "%s/CURRENT", dir);
 	FILE *f = fopen(path, "r");
-	if (!f) {
-		fsck_operr(c, "%s holds no store (no CURRENT file: %s)", c->dir, strerror(errno));
+	if (!f)
 		return -1;
-	}
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
 	buf[n] = 0;
 	char *end;
 	if (n < 11 || strncmp(buf, "MANIFEST-", 9) || buf[n - 1] != '\n' ||
-	    (*mnum = strtoull(buf + 9, &end, 10), end != buf + n - 1)) {
+	    (*mnum = strtoull(buf + 9, &end, 10), end != buf + n - 1))
+		return -2;
+	return 0;
+}
+
+/* Read CURRENT: the live manifest's number, or -1 with a problem reported. */
+static int read_current(struct fsck *c, uint64_t *mnum)
+{
+	int r = current_manifest(c->dir, mnum);
+	if (r == -1) {
+		fsck_operr(c, "%s holds no store (no CURRENT file: %s)", c->dir, strerror(errno));
+		return -1;
+	}
+	if (r) {
 		fsck_problem(c, "current-corrupt", NULL, 0, "CURRENT", NULL, 0, "CURRENT does not name a manifest");
 		return -1;
 	}
 	return 0;
+}
+
+/* The version stamp: the running store appends an edit to its manifest (or switches to a new one)
+ * before it deletes any table or log, so while the stamp stays the same no file the check relies on
+ * has been deleted, and a read-only open in that time saw one consistent state. */
+static int stamp_read(const char *dir, uint64_t *mnum, uint64_t *msize)
+{
+	char path[4096];
+	struct stat st;
+	if (current_manifest(dir, mnum))
+		return -1;
+	snprintf(path, sizeof path, "%s/MANIFEST-%06" PRIu64, dir, *mnum);
+	if (stat(path, &st))
+		return -1;
+	*msize = (uint64_t)st.st_size;
+	return 0;
+}
+
+void fsck_store_stamp(struct fsck *c)
+{
+	c->stamp_ok = stamp_read(c->dir, &c->stamp_mnum, &c->stamp_msize) == 0;
+}
+
+int fsck_store_changed(struct fsck *c)
+{
+	uint64_t mnum, msize;
+	return !c->stamp_ok || stamp_read(c->dir, &mnum, &msize) || mnum != c->stamp_mnum || msize != c->stamp_msize;
 }
 
 /* Check the manifest's tables against the files, tables' own contents against the manifest's view
@@ -224,6 +271,14 @@ struct meta_ctx {
 	uint64_t prev_largest_seq, prev_number;
 };
 
+/* Nothing to see: looking a table's first key up opens the table (and the table cache keeps it open). */
+static int pin_cb(void *arg, const struct lsm_version_info *v)
+{
+	(void)arg;
+	(void)v;
+	return 0;
+}
+
 static int meta_cb(void *arg, const struct lsm_table_info *ti)
 {
 	struct meta_ctx *x = arg;
@@ -231,6 +286,16 @@ static int meta_cb(void *arg, const struct lsm_table_info *ti)
 	struct live_table *t = find_table(x->m, ti->number);
 	char name[64];
 	snprintf(name, sizeof name, "%06" PRIu64 ".sst", ti->number);
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", c->dir, name);
+	/* A mounted store: open every table now, which keeps it readable (an open file) after the running
+	 * store deletes it, until lsm_close. (Damage is the table check's to report.) */
+	if (c->locked && lsm_inspect_key(c->db, ti->smallest, ti->smallest_len, pin_cb, NULL) && access(path, F_OK) &&
+	    errno == ENOENT) {
+		fsck_note(c, "table-gone", "%s (level %d) was deleted before the check could open it (the running "
+			  "store compacted it away)", name, ti->level);
+		c->moved = 1;
+	}
 	if (t && t->on_disk && !t->bad) {
 		const struct lsm_table_report *r = &t->rep;
 		if (ti->size != t->file_size)
@@ -273,14 +338,17 @@ static int meta_cb(void *arg, const struct lsm_table_info *ti)
 	return 0;
 }
 
-int fsck_store(struct fsck *c)
+int fsck_store_probe(struct fsck *c)
 {
 	struct stat st;
-	if (stat(c->dir, &st) || !S_ISDIR(st.st_mode)) {
-		fsck_operr(c, "cannot open %s: %s", c->dir, errno ? strerror(errno) : "not a directory");
+	if (stat(c->dir, &st)) {
+		fsck_operr(c, "cannot open %s: %s", c->dir, strerror(errno));
 		return -1;
 	}
-	uint64_t mnum;
+	if (!S_ISDIR(st.st_mode)) {
+		fsck_operr(c, "cannot open %s: not a directory", c->dir);
+		return -1;
+	}
 	char path[4096];
 	snprintf(path, sizeof path, "%s/CURRENT", c->dir);
 	if (access(path, F_OK)) {
@@ -297,6 +365,13 @@ int fsck_store(struct fsck *c)
 		fsck_operr(c, "%s is in use by another process (mounted?): refusing to repair it; unmount it first", c->dir);
 		return -1;
 	}
+	return 0;
+}
+
+int fsck_store(struct fsck *c)
+{
+	uint64_t mnum;
+	char path[4096];
 	if (c->locked)
 		fsck_note(c, "mounted", "the store is in use (mounted?): checking it read-only; the live write-ahead log "
 			  "may be ahead of what this check saw, and files may change under it");
@@ -314,7 +389,13 @@ int fsck_store(struct fsck *c)
 		free(m.t);
 		return -1;
 	}
-	if (rc) {
+	if (rc == LSM_NOTFOUND && c->locked) {
+		/* The running store started a new manifest after CURRENT was read. */
+		fsck_note(c, "store-changed", "MANIFEST-%06" PRIu64 " was replaced while the check read it (by the "
+			  "running store)", mnum);
+		c->moved = 1;
+		ret = -1;
+	} else if (rc) {
 		fsck_problem(c, rc == LSM_NOTFOUND ? "manifest-missing" : "manifest-corrupt", NULL, 0, "", NULL, 0,
 			     "%s", rc == LSM_NOTFOUND ? "CURRENT names a manifest that is missing" : lsm_errmsg());
 		ret = -1;
@@ -380,6 +461,7 @@ int fsck_store(struct fsck *c)
 			/* The running store may have compacted it away after the manifest was read. */
 			fsck_note(c, "table-gone", "%06" PRIu64 ".sst (level %d) is named by the manifest but gone (the running "
 				  "store may have compacted it away)", t->number, t->level);
+			c->moved = 1;
 		} else if (!t->on_disk) {
 			fsck_problem(c, "table-missing", NULL, 0, "", NULL, 0,
 				     "%06" PRIu64 ".sst (level %d) is named by the manifest but missing", t->number, t->level);
@@ -395,6 +477,7 @@ int fsck_store(struct fsck *c)
 	int bad_log = 0;
 	char **walerr = calloc(nlogs + 1, sizeof *walerr);
 	size_t nwalerr = 0;
+	int walerr_lost = 0;        /* damaged logs whose message found no room (out of memory) */
 	for (size_t i = 0; i < nlogs; i++) {
 		snprintf(path, sizeof path, "%s/%06" PRIu64 ".log", c->dir, logs[i]);
 		struct lsm_log_report r;
@@ -403,10 +486,17 @@ int fsck_store(struct fsck *c)
 		c->log_files++;
 		c->log_bytes += r.size;
 		c->log_records += r.records;
-		if (rc) {
+		if (rc == LSM_NOTFOUND && c->locked) {
+			/* Listed a moment ago, gone now: the running store flushed it into a table. */
+			fsck_note(c, "log-gone", "%06" PRIu64 ".log was deleted while the check read it (the running store "
+				  "flushed it)", logs[i]);
+			c->moved = 1;
+		} else if (rc) {
 			bad_log = 1;
 			if (walerr)
 				walerr[nwalerr++] = strdup(lsm_errmsg());
+			else
+				walerr_lost++;
 		} else if (r.torn_bytes) {
 			fsck_note(c, "wal-torn-tail",
 				  "%06" PRIu64 ".log ends in a torn record at %" PRIu64 " (%" PRIu64 " bytes never synced; "
@@ -457,8 +547,18 @@ int fsck_store(struct fsck *c)
 		free(walerr[i]);
 	}
 	free(walerr);
+	if (walerr_lost)
+		fsck_problem(c, "wal-corrupt", NULL, 0, "", "damaged records skipped by the store's repair open", fixed,
+			     "%d damaged log(s) (out of memory for the details)", walerr_lost);
 	if (ret)
 		goto out;
+	if (rc && c->locked && (rc == LSM_CORRUPT || rc == LSM_NOTFOUND) && fsck_store_changed(c)) {
+		/* The read-only open found a file gone that the state it read named: the running store moved on. */
+		fsck_note(c, "store-changed", "the store changed while the check opened it (%s)", openerr);
+		c->moved = 1;
+		ret = -1;
+		goto out;
+	}
 	if (rc) {
 		if (rc == LSM_CORRUPT)
 			fsck_problem(c, "store-open", NULL, 0, "", NULL, 0, "the store does not open: %s", openerr);

@@ -82,7 +82,9 @@ static void summary(struct fsck *c)
 	}
 	if (c->quiet)
 		return;
-	if (!c->errors)
+	if (!c->errors && (c->exit & FSCK_EXIT_OPERR))
+		printf("lsmfsck: %s: %s", c->dir, c->tables || c->log_files || c->fs_checked ? "not fully checked" : "not checked");
+	else if (!c->errors)
 		printf("lsmfsck: %s: clean", c->dir);
 	else if (c->repair)
 		printf("lsmfsck: %s: %" PRIu64 " error%s, %" PRIu64 " fixed, %" PRIu64 " left", c->dir, c->errors,
@@ -116,6 +118,93 @@ static void summary(struct fsck *c)
 	}
 }
 
+/* Checks of a mounted store: a store changes under a check that reads it (a table compacted away, a log
+ * flushed, a manifest replaced between the listing and the read). An attempt that saw such a change, or
+ * that found anything wrong while the store changed, is dropped and run again, up to this many times; the
+ * attempts are cheap next to the rate at which a busy store flushes. */
+#define FSCK_ATTEMPTS 10
+
+static void close_db(struct fsck *c)
+{
+	if (!c->db)
+		return;
+	int rc = lsm_close(c->db);
+	c->db = NULL;
+	if (rc) {
+		fsck_operr(c, "closing the store: %s", lsm_errmsg());
+		if (c->repair)
+			fsck_unfix(c, c->fixed);
+	}
+}
+
+/* Copy a buffer's contents to f and free it. */
+static void buf_flush(FILE **b, char **data, size_t *len, FILE *f)
+{
+	if (!*b)
+		return;
+	fclose(*b);
+	*b = NULL;
+	if (*len)
+		fwrite(*data, 1, *len, f);
+	fflush(f);
+	free(*data);
+	*data = NULL;
+	*len = 0;
+}
+
+static void buf_drop(FILE **b, char **data, size_t *len)
+{
+	if (!*b)
+		return;
+	fclose(*b);
+	*b = NULL;
+	free(*data);
+	*data = NULL;
+	*len = 0;
+}
+
+static void check_attempts(struct fsck *c)
+{
+	for (int attempt = 1;; attempt++) {
+		/* Unlocked: one attempt, written as it goes. Locked: buffered until it is known to stand. */
+		int may_retry = c->locked && attempt < FSCK_ATTEMPTS;
+		struct fsck saved = *c;
+		char *outd = NULL, *errd = NULL;
+		size_t outl = 0, errl = 0;
+		if (may_retry) {
+			c->out = open_memstream(&outd, &outl);
+			c->errout = c->out ? open_memstream(&errd, &errl) : NULL;
+			if (!c->errout) {
+				buf_drop(&c->out, &outd, &outl);
+				may_retry = 0;
+			}
+		}
+		c->moved = 0;
+		if (c->locked)
+			fsck_store_stamp(c);
+		if (attempt > 1)
+			fsck_note(c, "store-changed", "the running store changed what the check read: checked again "
+				  "(attempt %d of at most %d)", attempt, FSCK_ATTEMPTS);
+		if (fsck_store(c) == 0 && c->db)
+			fsck_fs(c);
+		close_db(c);
+		int failed = c->moved || c->errors != saved.errors || (c->exit & FSCK_EXIT_OPERR);
+		if (may_retry && failed && fsck_store_changed(c)) {
+			buf_drop(&c->out, &outd, &outl);
+			buf_drop(&c->errout, &errd, &errl);
+			free(c->logs);
+			*c = saved;
+			continue;
+		}
+		buf_flush(&c->out, &outd, &outl, stdout);
+		buf_flush(&c->errout, &errd, &errl, stderr);
+		if (c->locked && failed && attempt == FSCK_ATTEMPTS && fsck_store_changed(c))
+			fsck_note(c, "store-changed", "the running store changed the store during each of %d attempts: what "
+				  "is reported may be due to that (unmount it for a definitive check)", FSCK_ATTEMPTS);
+		return;
+	}
+}
+
 static int run_check(struct fsck *c)
 {
 	if (c->repair && !c->yes && isatty(0) && isatty(2)) {
@@ -133,17 +222,8 @@ static int run_check(struct fsck *c)
 		json_str(stdout, c->dir, strlen(c->dir));
 		printf(",\n  \"problems\": [");
 	}
-	if (fsck_store(c) == 0 && c->db)
-		fsck_fs(c);
-	if (c->db) {
-		int rc = lsm_close(c->db);
-		c->db = NULL;
-		if (rc) {
-			fsck_operr(c, "closing the store: %s", lsm_errmsg());
-			if (c->repair)
-				fsck_unfix(c, c->fixed);
-		}
-	}
+	if (fsck_store_probe(c) == 0)
+		check_attempts(c);
 	/* The status from the final counts (a fix counted early may have failed to be written). */
 	c->exit = (c->exit & FSCK_EXIT_OPERR) | (c->fixed ? FSCK_EXIT_FIXED : 0) |
 		  (c->errors > c->fixed ? FSCK_EXIT_LEFT : 0);
