@@ -28,3 +28,6 @@ $(B)/tools/fsck_damage: $(B)/tools/fsck_damage.o $(B)/tools/schema.o $(LIB)
 tools-clean:
 	rm -f tools/lsmfsck $(B)/tools/*.o $(B)/tools/*.d $(B)/tools/fsck_damage
 clean: tools-clean
+
+# The end-to-end tests run lsmfsck and the damage helper.
+e2e: tools/lsmfsck $(B)/tools/fsck_damage
