@@ -47,7 +47,8 @@ struct fsck {
 	size_t nlogs;
 	int locate_budget;       /* log searches left for problem locations (each reads the logs) */
 	/* A mounted store: the manifest when this attempt began (fsck_store_stamp), and whether the running
-	 * store deleted or replaced something this attempt read (reported as a note, not an error). */
+	 * store deleted or replaced something this attempt could not do without (the manifest, a table the
+	 * filesystem checks read): a note, not an error, and the attempt is run again (lsmfsck.c). */
 	uint64_t stamp_mnum, stamp_msize;
 	int stamp_ok;
 	int moved;

@@ -132,11 +132,11 @@ static void check_table_file(struct fsck *c, struct live_table *t)
 	snprintf(name, sizeof name, "%06" PRIu64 ".sst", t->number);
 	int rc = lsm_inspect_table_file(NULL, path, key_cb, t, &t->rep);
 	if (rc == LSM_NOTFOUND && c->locked) {
-		/* Listed a moment ago, gone now: the running store compacted it away (its manifest moved on). */
+		/* Listed a moment ago, gone now: the running store compacted it away (its manifest moved on).
+		 * Not a reason to check again: its keys are in newer tables, which the filesystem checks read. */
 		fsck_note(c, "table-gone", "%s (level %d) was deleted while the check read it (the running store "
 			  "compacted it away)", name, t->level);
 		t->on_disk = 0;
-		c->moved = 1;
 		return;
 	}
 	if (rc) {
@@ -294,7 +294,7 @@ static int meta_cb(void *arg, const struct lsm_table_info *ti)
 	    errno == ENOENT) {
 		fsck_note(c, "table-gone", "%s (level %d) was deleted before the check could open it (the running "
 			  "store compacted it away)", name, ti->level);
-		c->moved = 1;
+		c->moved = 1; /* the filesystem checks cannot read it: check again (lsmfsck.c) */
 	}
 	if (t && t->on_disk && !t->bad) {
 		const struct lsm_table_report *r = &t->rep;
@@ -461,7 +461,6 @@ int fsck_store(struct fsck *c)
 			/* The running store may have compacted it away after the manifest was read. */
 			fsck_note(c, "table-gone", "%06" PRIu64 ".sst (level %d) is named by the manifest but gone (the running "
 				  "store may have compacted it away)", t->number, t->level);
-			c->moved = 1;
 		} else if (!t->on_disk) {
 			fsck_problem(c, "table-missing", NULL, 0, "", NULL, 0,
 				     "%06" PRIu64 ".sst (level %d) is named by the manifest but missing", t->number, t->level);
@@ -490,7 +489,6 @@ int fsck_store(struct fsck *c)
 			/* Listed a moment ago, gone now: the running store flushed it into a table. */
 			fsck_note(c, "log-gone", "%06" PRIu64 ".log was deleted while the check read it (the running store "
 				  "flushed it)", logs[i]);
-			c->moved = 1;
 		} else if (rc) {
 			bad_log = 1;
 			if (walerr)
@@ -586,6 +584,8 @@ int fsck_store(struct fsck *c)
 	struct meta_ctx x = {.c = c, .m = &m, .prev_level = -1};
 	lsm_inspect_tables(c->db, meta_cb, &x);
 	free(x.prev_largest);
+	if (c->moved)
+		ret = -1;
 	if (bad_tables) {
 		fsck_note(c, "fs-skipped", "filesystem checks skipped: %d table(s) cannot be read, so not every key "
 			  "can be seen", bad_tables);
