@@ -83,7 +83,8 @@ static void summary(struct fsck *c)
 	if (c->quiet)
 		return;
 	if (!c->errors && (c->exit & FSCK_EXIT_OPERR))
-		printf("lsmfsck: %s: %s", c->dir, c->tables || c->log_files || c->fs_checked ? "not fully checked" : "not checked");
+		printf("lsmfsck: %s: %s", c->dir,
+		       c->tables || c->log_files || c->fs_checked ? "not fully checked" : "not checked");
 	else if (!c->errors)
 		printf("lsmfsck: %s: clean", c->dir);
 	else if (c->repair)
@@ -118,10 +119,11 @@ static void summary(struct fsck *c)
 	}
 }
 
-/* Checks of a mounted store: a store changes under a check that reads it (a table compacted away, a log
- * flushed, a manifest replaced between the listing and the read). An attempt that saw such a change, or
- * that found anything wrong while the store changed, is dropped and run again, up to this many times; the
- * attempts are cheap next to the rate at which a busy store flushes. */
+/* Checks of a mounted store: the store changes under a check that reads it. A table or log deleted after
+ * the listing is only a note (fsck_store.c), but an attempt that lost what it cannot do without (the
+ * manifest, a table before the open or the filesystem scans could read it: c->moved), or that found
+ * anything wrong while the store's manifest changed (a read-only open then may have seen a state between
+ * two), is dropped and run again, up to this many times. Under constant writes most attempts stand. */
 #define FSCK_ATTEMPTS 10
 
 static void close_db(struct fsck *c)
