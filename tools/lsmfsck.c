@@ -110,12 +110,13 @@ static void summary(struct fsck *c)
 			printf(" %s %" PRIu64, c->counts[i].code, c->counts[i].n);
 		printf("\n");
 	}
-	if (c->fixable && !c->repair)
-	{
+	if (c->fixable && !c->repair) {
+		/* A mounted store cannot be repaired (the daemon holds its lock): say what to do first. */
+		const char *first = c->locked ? " once the store is unmounted" : "";
 		if (c->errors == 1)
-			printf("lsmfsck: --repair can fix it\n");
+			printf("lsmfsck: --repair can fix it%s\n", first);
 		else
-			printf("lsmfsck: --repair can fix %" PRIu64 " of them\n", c->fixable);
+			printf("lsmfsck: --repair can fix %" PRIu64 " of them%s\n", c->fixable, first);
 	}
 }
 
