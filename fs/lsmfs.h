@@ -102,8 +102,9 @@ int fs_space_check(struct fs *fs, uint64_t growth);
  * or not, after a successful claim). */
 int fs_space_claim(struct fs *fs, uint64_t bytes);
 void fs_space_done(struct fs *fs, uint64_t bytes);
-/* Bytes writes may still use (what statfs reports as available). */
-uint64_t fs_space_usable(struct fs *fs);
+/* Bytes writes may still use (what statfs reports as available); sv: the store disk's statvfs. */
+struct statvfs;
+uint64_t fs_space_usable(struct fs *fs, const struct statvfs *sv);
 /* `bytes` of inode ino's blocks were just deleted (committed): compact them away now if space is short. */
 void fs_space_freed(struct fs *fs, uint64_t ino, uint64_t bytes);
 

@@ -1698,7 +1698,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_blocks = (fsblkcnt_t)((uint64_t)sv.f_blocks * sv.f_frsize / fs->bs);
 	st.f_bfree = (fsblkcnt_t)((uint64_t)sv.f_bfree * sv.f_frsize / fs->bs);
 	/* What writes may still use: above the reserve, after what the store owes (space.c). */
-	st.f_bavail = (fsblkcnt_t)(fs_space_usable(fs) / fs->bs);
+	st.f_bavail = (fsblkcnt_t)(fs_space_usable(fs, &sv) / fs->bs);
 	/* Inodes cost no fixed table: any free block could hold some. Report the live count as used. */
 	uint64_t used = atomic_load(&fs->ninodes);
 	st.f_ffree = st.f_favail = (fsfilcnt_t)(st.f_bavail * (fs->bs / 256));

@@ -91,13 +91,11 @@ int fs_space_check(struct fs *fs, uint64_t growth)
 	return rc;
 }
 
-uint64_t fs_space_usable(struct fs *fs)
+uint64_t fs_space_usable(struct fs *fs, const struct statvfs *sv)
 {
+	if (!fs->space.reserve) /* read-only: no reserve, no debt */
+		return (uint64_t)sv->f_bavail * sv->f_frsize;
 	uint64_t a = space_avail(fs);
-	if (!fs->space.reserve) {
-		struct statvfs sv;
-		return statvfs(fs->cfg.store_dir, &sv) ? 0 : (uint64_t)sv.f_bavail * sv.f_frsize;
-	}
 	return a > fs->space.reserve ? a - fs->space.reserve : 0;
 }
 

@@ -1063,23 +1063,13 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 		struct wal_reader *r;
 		rc = wal_reader_open(db->env, path, logs[i], mode, &r);
 		while (!rc) {
-			unsigned type;
 			struct slice payload;
-			uint64_t off;
-			int n = wal_read(r, &type, &payload, &off);
+			uint64_t off, seq;
+			uint32_t count;
+			struct batch_reader br;
+			int n = wal_read_batch(r, &payload, &off, &br, &seq, &count);
 			if (n <= 0) {
 				rc = n;
-				break;
-			}
-			if (type != WAL_REC_BATCH) {
-				rc = st_corrupt(path, off, "record of type %u in a write-ahead log", type);
-				break;
-			}
-			struct batch_reader br;
-			uint64_t seq;
-			uint32_t count;
-			if (batch_reader_init(&br, payload.data, payload.len, &seq, &count)) {
-				rc = st_corrupt(path, off, "malformed write batch");
 				break;
 			}
 			rc = apply_payload(mem, payload.data, payload.len);

@@ -432,23 +432,13 @@ int lsm_inspect_log_file(lsm_env *env, const char *path, uint64_t number, int ta
 		return rc;
 	rep->size = r->size;
 	for (;;) {
-		unsigned type;
 		struct slice payload;
-		uint64_t off;
-		int n = wal_read(r, &type, &payload, &off);
+		uint64_t off, seq;
+		uint32_t count;
+		struct batch_reader br;
+		int n = wal_read_batch(r, &payload, &off, &br, &seq, &count);
 		if (n <= 0) {
 			rc = n;
-			break;
-		}
-		if (type != WAL_REC_BATCH) {
-			rc = st_corrupt(path, off, "record of type %u in a write-ahead log", type);
-			break;
-		}
-		struct batch_reader br;
-		uint64_t seq;
-		uint32_t count;
-		if (batch_reader_init(&br, payload.data, payload.len, &seq, &count)) {
-			rc = st_corrupt(path, off, "malformed write batch");
 			break;
 		}
 		rep->records++;

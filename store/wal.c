@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "buf.h"
 #include "hash.h"
 #include "lsm.h"
@@ -121,6 +122,20 @@ int wal_reader_open(lsm_env *env, const char *path, uint64_t number, int mode, s
 	r->mode = mode;
 	*out = r;
 	return LSM_OK;
+}
+
+int wal_read_batch(struct wal_reader *r, struct slice *payload, uint64_t *offset, struct batch_reader *br,
+		   uint64_t *seq, uint32_t *count)
+{
+	unsigned type;
+	int n = wal_read(r, &type, payload, offset);
+	if (n <= 0)
+		return n;
+	if (type != WAL_REC_BATCH)
+		return st_corrupt(r->path, *offset, "record of type %u in a write-ahead log", type);
+	if (batch_reader_init(br, payload->data, payload->len, seq, count))
+		return st_corrupt(r->path, *offset, "malformed write batch");
+	return 1;
 }
 
 void wal_reader_close(struct wal_reader *r)

@@ -65,6 +65,12 @@ int wal_reader_open(lsm_env *env, const char *path, uint64_t number, int mode, s
 /* Next record: 1 and (*type, *payload, *offset) set; 0 at the end; LSM_CORRUPT with lsm_errmsg naming
  * file and offset. The payload points into the reader's buffer (valid until close). */
 int wal_read(struct wal_reader *r, unsigned *type, struct slice *payload, uint64_t *offset);
+/* The same for a write-ahead log, whose records are all write batches: 1 and the batch (*payload, its
+ * *seq and op *count, a reader br positioned on its first op); 0 at the end; LSM_CORRUPT naming file
+ * and offset for a record of another type or a malformed batch header. */
+struct batch_reader;
+int wal_read_batch(struct wal_reader *r, struct slice *payload, uint64_t *offset, struct batch_reader *br,
+		   uint64_t *seq, uint32_t *count);
 void wal_reader_close(struct wal_reader *r);
 
 #endif

@@ -48,7 +48,6 @@ struct file {
 	uint32_t size;
 	unsigned char *synced;     /* content at the last fsync if not changed since, else NULL */
 	uint32_t synced_size;
-	int nlink;
 	uint32_t gen;
 	uint64_t ino;              /* st_ino the filesystem gave it */
 };
@@ -308,7 +307,6 @@ static int one_op(const char *dir)
 		memset(fl, 0, sizeof *fl);
 		fl->id = (uint32_t)f + 1;
 		fl->data = xmalloc(MAX_FILE_SIZE);
-		fl->nlink = 1;
 		names[s] = (struct name){.is_dir = 0, .file = f, .live = 0};
 		snprintf(names[s].path, sizeof names[s].path, "%s", rel);
 		touch(rel, f);
@@ -437,10 +435,8 @@ static int one_op(const char *dir)
 		tent_set(names[s].path, ST_ABSENT);
 		if (rename(full(dir, names[s].path, a, sizeof a), full(dir, to, b, sizeof b)))
 			return gone(errno) ? 1 : (die("rename"), 1);
-		if (t >= 0) {
+		if (t >= 0)
 			names[t].live = 0;
-			files[names[t].file].nlink--;
-		}
 		snprintf(names[s].path, sizeof names[s].path, "%s", to);
 		push_state();
 		if (sync_mode)
@@ -465,7 +461,6 @@ static int one_op(const char *dir)
 			return gone(errno) ? 1 : (die("link"), 1);
 		names[n] = (struct name){.is_dir = 0, .file = f, .live = 1};
 		snprintf(names[n].path, sizeof names[n].path, "%s", to);
-		files[f].nlink++;
 		push_state();
 		if (sync_mode)
 			sync_point();
@@ -481,7 +476,6 @@ static int one_op(const char *dir)
 		if (unlink(full(dir, names[s].path, a, sizeof a)))
 			return gone(errno) ? 1 : (die("unlink"), 1);
 		names[s].live = 0;
-		files[names[s].file].nlink--;
 		push_state();
 		if (sync_mode)
 			sync_point();
