@@ -4,7 +4,7 @@
  * space of what it deletes comes back only when compaction rewrites the tables that hold it. So
  * operations that grow the filesystem (write, create, mkdir, link, setxattr, fallocate) fail with
  * ENOSPC while the disk has less than the reserve free, counting as used what the store has yet to
- * write (memtables, and level 0 which compaction rewrites); deletions, renames and truncates go on
+ * write (memtables, and level 0 with the level-1 tables it overlaps, which compaction rewrites); deletions, renames and truncates go on
  * using the reserve, and flushes and compactions always find room. statfs reports the space above
  * the reserve as available, so `df` shows the filesystem full when it refuses growth.
  *
@@ -44,9 +44,10 @@ static uint64_t space_avail(struct fs *fs)
 		struct lsm_stats st;
 		if (statvfs(fs->cfg.store_dir, &sv) == 0 && lsm_stats_get(fs->db, &st) == 0) {
 			/* Space the store has already promised away: memtables still to be written as
-			 * tables, and level 0, which compaction rewrites before it deletes. */
+			 * tables, level 0 with the level-1 tables it overlaps, and the compaction
+			 * running now: compaction writes its outputs before it deletes its inputs. */
 			uint64_t free_now = (uint64_t)sv.f_bavail * sv.f_frsize;
-			uint64_t debt = st.mem_bytes + st.imm_bytes + st.level_bytes[0];
+			uint64_t debt = st.mem_bytes + st.imm_bytes + st.l0_compaction_bytes + st.compacting_bytes;
 			atomic_store(&s->avail, free_now > debt ? free_now - debt : 0);
 			atomic_fetch_sub(&s->grown, grown); /* what the measurement now includes */
 		}

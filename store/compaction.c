@@ -550,6 +550,10 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	memset(&j, 0, sizeof j);
 	j.db = db;
 	j.c = c;
+	/* Its outputs take disk space until the install deletes the inputs (lsm_stats). */
+	for (int w = 0; w < 2; w++)
+		for (int i = 0; i < c->nin[w]; i++)
+			db->compacting_bytes += c->in[w][i]->size;
 	j.sn.s = db_snapshot_list(db, &j.sn.n);
 	if (!j.sn.s)
 		rc = st_error(LSM_NOMEM, "out of memory");
@@ -595,6 +599,7 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	buf_free(&j.lo);
 	buf_free(&j.last_uk);
 	free(j.sn.s);
+	db->compacting_bytes = 0;
 	return rc;
 }
 

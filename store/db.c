@@ -949,6 +949,8 @@ int lsm_stats_get(lsm_db *db, struct lsm_stats *st)
 		st->table_count += st->level_tables[l];
 		st->table_bytes += st->level_bytes[l];
 	}
+	st->l0_compaction_bytes = version_l0_compaction_bytes(v);
+	st->compacting_bytes = db->compacting_bytes;
 	st->snapshots = (uint64_t)db->nsnapshots;
 	st->oldest_snapshot = db_oldest_snapshot(db);
 	st->background_error = db->bg_error;

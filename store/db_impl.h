@@ -97,6 +97,7 @@ struct lsm_db {
 	int flush_requested;         /* mu */
 	int manual_compaction;       /* mu: a compact_range is running */
 	int compacting;              /* mu: the compaction thread is inside a compaction */
+	uint64_t compacting_bytes;   /* mu: input bytes of the compaction being written (0: none) */
 
 	struct lsm_snapshot snapshots; /* mu: list sentinel, oldest first */
 	int nsnapshots;

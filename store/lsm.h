@@ -162,6 +162,10 @@ struct lsm_stats {
 	uint64_t level_tables[LSM_MAX_LEVELS];
 	uint64_t level_bytes[LSM_MAX_LEVELS];
 	uint64_t table_count, table_bytes;
+	uint64_t l0_compaction_bytes; /* level 0 plus the level-1 tables overlapping it: what compacting
+				       * level 0 rewrites (and needs free space for) */
+	uint64_t compacting_bytes;    /* input bytes of the compaction running now (its outputs grow
+				       * towards that until the inputs are deleted) */
 	uint64_t block_cache_hits, block_cache_misses, block_cache_bytes;
 	uint64_t table_cache_hits, table_cache_misses, tables_open;
 	uint64_t bloom_useful;        /* table lookups skipped thanks to a bloom filter */

@@ -332,6 +332,30 @@ uint64_t version_level_bytes(const struct version *v, int level)
 	return n;
 }
 
+uint64_t version_l0_compaction_bytes(const struct version *v)
+{
+	if (v->nfiles[0] == 0)
+		return 0;
+	struct slice lo = {0}, hi = {0};
+	for (int i = 0; i < v->nfiles[0]; i++) {
+		const struct file_meta *f = v->files[0][i];
+		struct slice s = ikey_user(slice_make(f->smallest.data, f->smallest.len));
+		struct slice l = ikey_user(slice_make(f->largest.data, f->largest.len));
+		if (i == 0 || slice_cmp(s, lo) < 0)
+			lo = s;
+		if (i == 0 || slice_cmp(l, hi) > 0)
+			hi = l;
+	}
+	uint64_t bytes = version_level_bytes(v, 0);
+	for (int i = 0; i < v->nfiles[1]; i++) {
+		const struct file_meta *f = v->files[1][i];
+		if (slice_cmp(ikey_user(slice_make(f->smallest.data, f->smallest.len)), hi) <= 0 &&
+		    slice_cmp(ikey_user(slice_make(f->largest.data, f->largest.len)), lo) >= 0)
+			bytes += f->size;
+	}
+	return bytes;
+}
+
 static int cmp_l0(const void *a, const void *b)
 {
 	const struct file_meta *x = *(struct file_meta *const *)a, *y = *(struct file_meta *const *)b;

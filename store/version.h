@@ -67,6 +67,9 @@ void version_ref(struct version *v);
 /* REQUIRES: db mutex held (see above). */
 void version_unref(struct version *v);
 uint64_t version_level_bytes(const struct version *v, int level);
+/* What compacting level 0 would rewrite: its tables and the level-1 tables overlapping their key
+ * range (space that compaction needs free before it can delete anything). */
+uint64_t version_l0_compaction_bytes(const struct version *v);
 
 /* Tombstones / gets through a version. */
 struct get_ctx {

@@ -132,6 +132,11 @@ START_TEST(levels_shape_after_random_load)
 	struct lsm_stats st;
 	lsm_stats_get(db, &st);
 	ck_assert_uint_gt(st.compactions, 0);
+	/* What compacting level 0 would rewrite: level 0 and the part of level 1 it overlaps. */
+	ck_assert_uint_ge(st.l0_compaction_bytes, st.level_bytes[0]);
+	ck_assert_uint_le(st.l0_compaction_bytes, st.level_bytes[0] + st.level_bytes[1]);
+	if (st.level_tables[0] == 0)
+		ck_assert_uint_eq(st.l0_compaction_bytes, 0);
 	free(ts);
 	ck_assert_int_eq(lsm_close(db), 0);
 	env->destroy(env);
