@@ -3,8 +3,8 @@
  *
  * The store (through store/lsm.h only) is the truth; the inode table caches the attributes of every
  * inode the kernel knows (lookup count > 0), has open, or that an operation is using, so getattr,
- * the post-close GETATTR of writeback caching and the security.capability probe before each write are
- * answered from memory. Every change is written through: an operation builds one atomic write batch
+ * the post-close GETATTR of writeback caching and the kernel's security.capability probe (once per
+ * inode with KILLPRIV_V2, see wire.c; before every write without it) are answered from memory. Every change is written through: an operation builds one atomic write batch
  * (metadata and data together), applies it to the store, and only then updates the cached attributes.
  *
  * Locking: each inode has a mutex guarding its attributes and serialising the operations that change
@@ -21,6 +21,7 @@
 #include "lsm.h"
 #include "schema.h"
 
+struct fuse_session;
 #define INODE_SHARDS 64
 
 struct inode {
@@ -53,6 +54,7 @@ struct fs_config {
 	int reserve_set;
 	uint32_t block_size;       /* for a new store */
 	int writeback;             /* kernel writeback cache */
+	int killpriv_v2;           /* negotiate FUSE_HANDLE_KILLPRIV_V2 (wire.c) */
 	double attr_timeout, entry_timeout, negative_timeout;
 	int threads;               /* max FUSE worker threads */
 	char *fault_journal;       /* test-only: run the store on a journaling fault env */
@@ -91,6 +93,9 @@ struct fs {
 	lsm_env *env;              /* the env the store runs on (NULL: posix) */
 	lsm_env *fault_env;        /* test-only journaling wrapper */
 	struct fs_space space;
+	struct fuse_session *se;   /* set once the session exists (for notifications) */
+	_Atomic uint64_t wire_init_unique; /* wire.c: the INIT request whose reply gets KILLPRIV_V2 */
+	_Atomic int killpriv_v2;   /* the kernel accepted it: the daemon clears suid/sgid when told */
 };
 
 /* space.c */
@@ -125,6 +130,11 @@ void inode_open_dec(struct fs *fs, struct inode *in);
 int fs_reclaim(struct fs *fs, uint64_t ino, uint32_t mode);
 /* The same for an inode whose attributes are cached (the inode table's last user): no store read. */
 int fs_reclaim_cached(struct fs *fs, const struct fs_inode *a);
+
+/* wire.c: install the /dev/fuse hooks on a mounted session (before its loop starts). 0 or -errno. */
+int fs_wire_install(struct fs *fs, struct fuse_session *se);
+/* Whether the request this thread is handling asks for suid/sgid to be cleared (KILLPRIV_V2). */
+int fs_wire_kill_suidgid(void);
 
 /* ops.c */
 int fs_store_errno(int rc);

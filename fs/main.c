@@ -46,6 +46,10 @@ static const char usage[] =
 	"                            (default 4096, the page size); an existing store keeps its own\n"
 	"     writeback_cache        kernel writeback caching of file data (default)\n"
 	"     no_writeback_cache     write every write(2) through to the daemon\n"
+	"     killpriv_v2            the daemon clears suid/sgid on write, truncate and chown, so the\n"
+	"                            kernel need not ask for security.capability before every write\n"
+	"                            (default, when the kernel offers it)\n"
+	"     no_killpriv_v2         the kernel asks before every write (for comparison)\n"
 	"     attr_timeout=SECONDS   how long the kernel may cache attributes (default 60)\n"
 	"     entry_timeout=SECONDS  how long the kernel may cache names (default 60)\n"
 	"     negative_timeout=SECONDS  how long the kernel may cache \"no such name\" (default 60)\n"
@@ -67,7 +71,7 @@ struct cmdline {
 
 enum {
 	K_HELP, K_VERSION, K_FG, K_DEBUG, K_SINGLE, K_RO, K_SYNC, K_SYNC_INTERVAL, K_CACHE, K_BS, K_WB, K_NOWB,
-	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE,
+	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE, K_KP2, K_NOKP2,
 };
 
 static const struct fuse_opt opts[] = {
@@ -93,6 +97,8 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("lsmfs_crash_journal=", K_JOURNAL),
 	FUSE_OPT_KEY("write_buffer=", K_WBUF),
 	FUSE_OPT_KEY("reserve=", K_RESERVE),
+	FUSE_OPT_KEY("killpriv_v2", K_KP2),
+	FUSE_OPT_KEY("no_killpriv_v2", K_NOKP2),
 	FUSE_OPT_END,
 };
 
@@ -197,6 +203,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			c->cfg.writeback = 1;
 		return 0;
 	case K_NOWB: c->cfg.writeback = 0; return 0;
+	case K_KP2: c->cfg.killpriv_v2 = 1; return 0;
+	case K_NOKP2: c->cfg.killpriv_v2 = 0; return 0;
 	case K_ATTR: if (parse_secs(val, &c->cfg.attr_timeout)) goto bad; return 0;
 	case K_ENTRY: if (parse_secs(val, &c->cfg.entry_timeout)) goto bad; return 0;
 	case K_NEG: if (parse_secs(val, &c->cfg.negative_timeout)) goto bad; return 0;
@@ -238,6 +246,7 @@ int main(int argc, char **argv)
 	c.cfg.write_buffer = 64u << 20;
 	c.cfg.block_size = 4096;
 	c.cfg.writeback = 1;
+	c.cfg.killpriv_v2 = 1;
 	c.cfg.attr_timeout = c.cfg.entry_timeout = c.cfg.negative_timeout = 60;
 	c.cfg.threads = 16;
 	if (fuse_opt_parse(&args, &c, opts, opt_proc) == -1) {
@@ -357,6 +366,13 @@ int main(int argc, char **argv)
 		fuse_remove_signal_handlers(se);
 		goto out;
 	}
+	fs->se = se;
+	if (fs_wire_install(fs, se)) {
+		snprintf(err, sizeof err, "cannot install the /dev/fuse hooks");
+		fuse_session_unmount(se);
+		fuse_remove_signal_handlers(se);
+		goto out;
+	}
 	if (status_fd >= 0) {
 		notify(status_fd, "ok");
 		status_fd = -1;
@@ -385,6 +401,8 @@ int main(int argc, char **argv)
 	fuse_remove_signal_handlers(se);
 	rc = rc < 0 ? 1 : 0;
 out:
+	if (fs)
+		fs->se = NULL;
 	if (se)
 		fuse_session_destroy(se);
 	if (fs)

@@ -7,8 +7,10 @@
  * exactly one fuse_reply_*.
  *
  * Left to the kernel on purpose: permission checks (default_permissions), flock/fcntl locks (local
- * locking), clearing suid/sgid on write/chown/truncate (FUSE_CAP_HANDLE_KILLPRIV is turned off so the
- * kernel sends the mode change), rename loop detection (the VFS checks ancestry).
+ * locking), removing security.capability on write/chown/truncate, rename loop detection (the VFS
+ * checks ancestry). Clearing suid/sgid on write/chown/truncate is ours when the kernel accepted
+ * HANDLE_KILLPRIV_V2 (wire.c: it saves a round trip per write(2)); without it the kernel sends the
+ * mode change.
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
@@ -256,8 +258,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
 		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	/* suid/sgid clearing: the kernel does it and tells us with a mode change. */
+	/* suid/sgid clearing: HANDLE_KILLPRIV_V2 (wire.c) or the kernel's mode change, never v1. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* wire.c sees each request's kill flags in its read hook: requests must not bypass it by splice. */
+	conn->want &= ~FUSE_CAP_SPLICE_READ;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -374,6 +378,46 @@ static void set_time(const struct stat *attr, int to_set, int now_flag, int whic
 	}
 }
 
+/* Whether the caller of req belongs to group gid (its fsgid or a supplementary group). */
+static int caller_in_group(fuse_req_t req, uint32_t gid)
+{
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0; /* unknown (no /proc entry, or more than 64 groups): clearing is the safe side */
+}
+
+/* What a write, truncate or chown does to a non-directory's set-id bits when the kernel says so
+ * (HANDLE_KILLPRIV_V2), by the Linux rule (setattr_should_drop_sgid): suid goes; sgid goes with group
+ * execute, and without it (where it marks mandatory locking) only if the caller is neither in the
+ * file's group `gid` nor root (standing for CAP_FSETID). Returns whether the mode changed. */
+static int kill_suidgid(fuse_req_t req, struct fs_inode *a, uint32_t gid)
+{
+	uint32_t m = a->mode;
+	if (S_ISDIR(m) || !(m & (S_ISUID | S_ISGID)))
+		return 0;
+	m &= ~(uint32_t)S_ISUID;
+	if ((m & S_ISGID) && ((m & S_IXGRP) || (fuse_req_ctx(req)->uid != 0 && !caller_in_group(req, gid))))
+		m &= ~(uint32_t)S_ISGID;
+	if (m == a->mode)
+		return 0;
+	a->mode = m;
+	touch_c(a);
+	return 1;
+}
+
+/* A mode changed by a request whose reply carries no attributes (write, open): the kernel keeps the
+ * old mode cached (stat asking only for the mode would show it) unless told to drop it. */
+static void mode_changed_behind(struct fs *fs, uint64_t ino)
+{
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	(void)fi;
@@ -415,11 +459,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	} else {
 		touch_c(&a);
 	}
+	/* chown of a non-directory, or truncate by a caller without CAP_FSETID. */
+	int killed = fs_wire_kill_suidgid() && kill_suidgid(req, &a, in->a.gid);
 	/* An orphan's times live only here: its stored record is read only to reclaim it (at its last
 	 * close, or by the next mount after a crash), which needs its size and xattr count, not its times.
 	 * Under writeback caching the kernel sends a ctime update after every unlink of a file: this
 	 * saves a commit per removed file. */
-	int times_only = in->a.nlink == 0 &&
+	int times_only = in->a.nlink == 0 && !killed &&
 			 !(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE));
 	if (!err && !times_only)
 		err = put_inode(b, &a) ? ENOMEM : 0;
@@ -1039,7 +1085,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 /* open(O_TRUNC): libfuse turns on FUSE_CAP_ATOMIC_O_TRUNC, so the kernel sends no size change of its
  * own; the open itself must cut the file (one batch: blocks and inode). */
-static int open_truncate(struct fs *fs, struct inode *in)
+static int open_truncate(fuse_req_t req, struct fs *fs, struct inode *in, int kill)
 {
 	lsm_batch *b = tl_batch();
 	if (!b)
@@ -1052,12 +1098,16 @@ static int open_truncate(struct fs *fs, struct inode *in)
 			err = truncate_blocks(fs, b, &a, 0);
 		a.size = 0;
 		touch_mc(&a);
+		if (kill) /* FUSE_OPEN_KILL_SUIDGID: a caller without CAP_FSETID */
+			kill = kill_suidgid(req, &a, a.gid);
 		if (!err)
 			err = put_inode(b, &a) ? ENOMEM : commit(fs, b, 0);
 		if (!err)
 			in->a = a;
 	}
 	pthread_mutex_unlock(&in->mu);
+	if (!err && kill)
+		mode_changed_behind(fs, in->ino);
 	return err;
 }
 
@@ -1070,7 +1120,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	int err = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY ? open_truncate(fs, in) : 0;
+	int err = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY
+			  ? open_truncate(req, fs, in, fs_wire_kill_suidgid())
+			  : 0;
 	if (err) {
 		inode_put(fs, in);
 		fuse_reply_err(req, err);
@@ -1288,6 +1340,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		touch_mc(&a);
 		changed = 1;
 	}
+	/* FUSE_WRITE_KILL_SUIDGID: a caller without CAP_FSETID wrote (through, not from the cache). */
+	int killed = fs_wire_kill_suidgid() && kill_suidgid(req, &a, a.gid);
+	changed |= killed;
 	if (!err && changed)
 		err = put_inode(b, &a) ? ENOMEM : 0;
 	if (!err)
@@ -1297,6 +1352,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 	pthread_mutex_unlock(&in->mu);
 	fs_space_done(fs, size);
 	free(tmp);
+	if (!err && killed)
+		mode_changed_behind(fs, ino);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -1338,6 +1395,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	pthread_mutex_lock(&in->mu);
 	struct fs_inode a = in->a;
 	uint64_t start = (uint64_t)off, end = (uint64_t)off + (uint64_t)len;
+	/* Under HANDLE_KILLPRIV_V2 the kernel leaves set-id clearing on fallocate to us but sends no flag:
+	 * a caller other than root stands for one without CAP_FSETID (as a write by it would carry). */
+	int killed = atomic_load(&fs->killpriv_v2) && fuse_req_ctx(req)->uid != 0 && kill_suidgid(req, &a, a.gid);
 	if (!S_ISREG(a.mode)) {
 		err = S_ISDIR(a.mode) ? EISDIR : ENODEV;
 	} else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
@@ -1397,6 +1457,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	if (!err)
 		in->a = a;
 	pthread_mutex_unlock(&in->mu);
+	if (!err && killed)
+		mode_changed_behind(fs, in->ino);
 	fuse_reply_err(req, err);
 }
 

@@ -1,0 +1,112 @@
+/*
+ * wire.c - FUSE_HANDLE_KILLPRIV_V2, which libfuse 3.14 (Debian 12's) cannot negotiate.
+ *
+ * Why: a FUSE filesystem that answers xattrs gets no SB_NOSEC, so before every write(2) the kernel asks
+ * the daemon for security.capability (a GETXATTR round trip per write: randwrite-4k at half the IOPS of
+ * a filesystem without xattrs). With HANDLE_KILLPRIV_V2 the kernel sets SB_NOSEC, asks once per inode
+ * and then writes into the page cache without a round trip; in return the daemon clears suid/sgid when
+ * a write, truncate or chown says so (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID,
+ * FUSE_OPEN_KILL_SUIDGID). security.capability stays the kernel's: it removes it itself (REMOVEXATTR)
+ * after a setxattr of security.* clears the inode's S_NOSEC.
+ *
+ * How: libfuse's custom I/O hooks sit between /dev/fuse and libfuse. The read hook notes the kill flag
+ * of each request in a thread-local (libfuse handles a request on the thread that read it, and we turn
+ * splice reads off so every request passes through read), and the INIT request's kernel flags; the
+ * writev hook adds HANDLE_KILLPRIV_V2 to libfuse's INIT reply when the kernel offered it. libfuse
+ * drops the kill flags from what it hands the handlers, hence fs_wire_kill_suidgid().
+ */
+#define FUSE_USE_VERSION 312
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <linux/fuse.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "lsmfs.h"
+
+/* The kill flag of the request this worker thread is handling (set by the read that fetched it). */
+static _Thread_local int wire_kill;
+
+int fs_wire_kill_suidgid(void)
+{
+	return wire_kill;
+}
+
+/* Copy field `f` of the request argument `T` at arg into *out if the request carries it. */
+#define ARG_FIELD(T, f, arg, alen, out)                                                                 \
+	((alen) >= offsetof(T, f) + sizeof((T *)0)->f ? (memcpy((out), (arg) + offsetof(T, f), sizeof *(out)), 1) : 0)
+
+static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct fs *fs = userdata;
+	ssize_t n = read(fd, buf, len);
+	wire_kill = 0;
+	if (n < (ssize_t)sizeof(struct fuse_in_header))
+		return n;
+	struct fuse_in_header h;
+	memcpy(&h, buf, sizeof h);
+	const char *arg = (const char *)buf + sizeof h;
+	size_t alen = (size_t)n - sizeof h;
+	uint32_t v = 0;
+	switch (h.opcode) {
+	case FUSE_INIT:
+		if (ARG_FIELD(struct fuse_init_in, flags, arg, alen, &v) && (v & FUSE_HANDLE_KILLPRIV_V2) &&
+		    fs->cfg.killpriv_v2)
+			atomic_store(&fs->wire_init_unique, h.unique);
+		break;
+	case FUSE_WRITE:
+		if (ARG_FIELD(struct fuse_write_in, write_flags, arg, alen, &v))
+			wire_kill = (v & FUSE_WRITE_KILL_SUIDGID) != 0;
+		break;
+	case FUSE_SETATTR:
+		if (ARG_FIELD(struct fuse_setattr_in, valid, arg, alen, &v))
+			wire_kill = (v & FATTR_KILL_SUIDGID) != 0;
+		break;
+	case FUSE_OPEN:
+		if (ARG_FIELD(struct fuse_open_in, open_flags, arg, alen, &v))
+			wire_kill = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
+		break;
+	case FUSE_CREATE:
+		if (ARG_FIELD(struct fuse_create_in, open_flags, arg, alen, &v))
+			wire_kill = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
+		break;
+	}
+	return n;
+}
+
+static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fs *fs = userdata;
+	uint64_t init = atomic_load_explicit(&fs->wire_init_unique, memory_order_relaxed);
+	if (!init || count != 2 || iov[0].iov_len != sizeof(struct fuse_out_header))
+		return writev(fd, iov, count);
+	struct fuse_out_header oh;
+	memcpy(&oh, iov[0].iov_base, sizeof oh);
+	size_t flags_end = offsetof(struct fuse_init_out, flags) + sizeof(uint32_t);
+	if (oh.unique != init || oh.error || iov[1].iov_len < flags_end || iov[1].iov_len > sizeof(struct fuse_init_out))
+		return writev(fd, iov, count);
+	/* libfuse's INIT reply: send a copy with the flag added. */
+	struct fuse_init_out out;
+	memset(&out, 0, sizeof out);
+	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
+	out.flags |= FUSE_HANDLE_KILLPRIV_V2;
+	struct iovec v2[2] = {iov[0], {&out, iov[1].iov_len}};
+	ssize_t r = writev(fd, v2, 2);
+	if (r >= 0) {
+		atomic_store(&fs->wire_init_unique, 0);
+		atomic_store(&fs->killpriv_v2, 1);
+	}
+	return r;
+}
+
+int fs_wire_install(struct fs *fs, struct fuse_session *se)
+{
+	static const struct fuse_custom_io io = {
+		.read = wire_read,
+		.writev = wire_writev,
+	};
+	(void)fs;
+	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
