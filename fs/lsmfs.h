@@ -55,6 +55,7 @@ struct fs_config {
 	uint32_t block_size;       /* for a new store */
 	int writeback;             /* kernel writeback cache */
 	int killpriv_v2;           /* negotiate FUSE_HANDLE_KILLPRIV_V2 (wire.c) */
+	int zero_open;             /* answer OPEN with ENOSYS: the kernel opens files alone */
 	double attr_timeout, entry_timeout, negative_timeout;
 	int threads;               /* max FUSE worker threads */
 	char *fault_journal;       /* test-only: run the store on a journaling fault env */
@@ -94,6 +95,7 @@ struct fs {
 	lsm_env *fault_env;        /* test-only journaling wrapper */
 	struct fs_space space;
 	struct fuse_session *se;   /* set once the session exists (for notifications) */
+	int zero_open;             /* set at INIT: files open without OPEN requests (ops.c op_open) */
 	_Atomic uint64_t wire_init_unique; /* wire.c: the INIT request whose reply gets KILLPRIV_V2 */
 	_Atomic int killpriv_v2;   /* the kernel accepted it: the daemon clears suid/sgid when told */
 };

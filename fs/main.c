@@ -50,6 +50,9 @@ static const char usage[] =
 	"                            kernel need not ask for security.capability before every write\n"
 	"                            (default, when the kernel offers it)\n"
 	"     no_killpriv_v2         the kernel asks before every write (for comparison)\n"
+	"     zero_message_open      files open and close inside the kernel, without a request to the\n"
+	"                            daemon (default, when the kernel offers it)\n"
+	"     no_zero_message_open   every open(2) and the last close(2) of a file reach the daemon\n"
 	"     attr_timeout=SECONDS   how long the kernel may cache attributes (default 60)\n"
 	"     entry_timeout=SECONDS  how long the kernel may cache names (default 60)\n"
 	"     negative_timeout=SECONDS  how long the kernel may cache \"no such name\" (default 60)\n"
@@ -71,7 +74,7 @@ struct cmdline {
 
 enum {
 	K_HELP, K_VERSION, K_FG, K_DEBUG, K_SINGLE, K_RO, K_SYNC, K_SYNC_INTERVAL, K_CACHE, K_BS, K_WB, K_NOWB,
-	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE, K_KP2, K_NOKP2,
+	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE, K_KP2, K_NOKP2, K_ZOPEN, K_NOZOPEN,
 };
 
 static const struct fuse_opt opts[] = {
@@ -99,6 +102,8 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("reserve=", K_RESERVE),
 	FUSE_OPT_KEY("killpriv_v2", K_KP2),
 	FUSE_OPT_KEY("no_killpriv_v2", K_NOKP2),
+	FUSE_OPT_KEY("zero_message_open", K_ZOPEN),
+	FUSE_OPT_KEY("no_zero_message_open", K_NOZOPEN),
 	FUSE_OPT_END,
 };
 
@@ -205,6 +210,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case K_NOWB: c->cfg.writeback = 0; return 0;
 	case K_KP2: c->cfg.killpriv_v2 = 1; return 0;
 	case K_NOKP2: c->cfg.killpriv_v2 = 0; return 0;
+	case K_ZOPEN: c->cfg.zero_open = 1; return 0;
+	case K_NOZOPEN: c->cfg.zero_open = 0; return 0;
 	case K_ATTR: if (parse_secs(val, &c->cfg.attr_timeout)) goto bad; return 0;
 	case K_ENTRY: if (parse_secs(val, &c->cfg.entry_timeout)) goto bad; return 0;
 	case K_NEG: if (parse_secs(val, &c->cfg.negative_timeout)) goto bad; return 0;
@@ -247,6 +254,7 @@ int main(int argc, char **argv)
 	c.cfg.block_size = 4096;
 	c.cfg.writeback = 1;
 	c.cfg.killpriv_v2 = 1;
+	c.cfg.zero_open = 1;
 	c.cfg.attr_timeout = c.cfg.entry_timeout = c.cfg.negative_timeout = 60;
 	c.cfg.threads = 16;
 	if (fuse_opt_parse(&args, &c, opts, opt_proc) == -1) {

@@ -266,6 +266,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	fs->zero_open = fs->cfg.zero_open && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
+	if (fs->zero_open) /* no OPEN request to truncate in: the kernel must send the size change */
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	conn->time_gran = 1;
@@ -1064,6 +1067,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e;
 	fill_entry(fs, &in->a, &e);
 	inode_lookup_inc(fs, in);
+	if (fs->zero_open) {
+		/* No handle: once OPEN has been answered ENOSYS the kernel sends no RELEASE for any file,
+		 * created ones included (fh 0 makes the RELEASEs before that no-ops). The kernel's lookup
+		 * on the inode keeps it while it is open, as for every other open file. */
+		fi->fh = 0;
+		fi->keep_cache = 1;
+		if (fuse_reply_create(req, &e, fi) == -ENOENT)
+			inode_forget(fs, in->ino, 1);
+		inode_put(fs, in);
+		return;
+	}
 	struct inode *ref;
 	inode_get(fs, in->ino, &ref); /* the handle's reference (it is in the table: cannot fail) */
 	if ((err = open_common(fs, ref, fi))) {
@@ -1114,6 +1128,14 @@ static int open_truncate(fuse_req_t req, struct fs *fs, struct inode *in, int ki
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = FS(req);
+	if (fs->zero_open) {
+		/* Zero-message opens: ENOSYS tells the kernel that opening needs no daemon (fc->no_open):
+		 * from now on it opens and closes files without OPEN and RELEASE (one round trip less per
+		 * open; its page cache is kept, as with keep_cache). O_TRUNC comes as a size change, since
+		 * op_init turned atomic O_TRUNC off. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct inode *in;
 	int r = inode_get(fs, ino, &in);
 	if (r) {
@@ -1146,6 +1168,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)ino;
 	struct fs *fs = FS(req);
 	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+	if (!h) { /* a file created without a handle (zero-message opens) */
+		fuse_reply_err(req, 0);
+		return;
+	}
 	inode_open_dec(fs, h->in);
 	inode_put(fs, h->in); /* the last user of an unlinked file reclaims it here */
 	free(h);
@@ -1185,11 +1211,9 @@ static void read_fill(char *buf, uint64_t off, uint64_t *cur, uint64_t from, con
 		*cur = to;
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+static void read_inode(fuse_req_t req, struct inode *in, fuse_ino_t ino, size_t size, off_t off)
 {
 	struct fs *fs = FS(req);
-	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
-	struct inode *in = h->in;
 	pthread_mutex_lock(&in->mu);
 	uint64_t fsize = in->a.size;
 	pthread_mutex_unlock(&in->mu);
@@ -1262,12 +1286,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	free(buf);
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+static void write_inode(fuse_req_t req, struct inode *in, fuse_ino_t ino, const char *data, size_t size, off_t off,
+			struct fuse_file_info *fi)
 {
 	struct fs *fs = FS(req);
-	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
-	struct inode *in = h->in;
 	if (off < 0 || (uint64_t)off + size < (uint64_t)off) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -1360,12 +1382,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		fuse_reply_write(req, size);
 }
 
-static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+static void fallocate_inode(fuse_req_t req, struct inode *in, int mode, off_t off, off_t len)
 {
 	struct fs *fs = FS(req);
-	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
-	struct inode *in = h->in;
-	(void)ino;
 	if (off < 0 || len <= 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -1462,13 +1481,12 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, err);
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+static void lseek_inode(fuse_req_t req, struct inode *in, fuse_ino_t ino, off_t off, int whence)
 {
 	struct fs *fs = FS(req);
-	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
-	pthread_mutex_lock(&h->in->mu);
-	uint64_t size = h->in->a.size;
-	pthread_mutex_unlock(&h->in->mu);
+	pthread_mutex_lock(&in->mu);
+	uint64_t size = in->a.size;
+	pthread_mutex_unlock(&in->mu);
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -1966,6 +1984,66 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	pthread_mutex_unlock(&in->mu);
 	inode_put(fs, in);
 	fuse_reply_err(req, err);
+}
+
+/* ---------------------------------------------------------------- I/O on open files */
+
+/* The inode of an open file, with one reference (inode_put). Files opened without an OPEN request
+ * (zero-message opens, see op_open) come with fh 0, so every I/O finds its inode by number: the kernel
+ * holds a lookup on an open file's inode, so it is in the table and this is a hash probe. */
+static struct inode *io_inode(fuse_req_t req, fuse_ino_t ino)
+{
+	struct inode *in;
+	int r = inode_get(FS(req), ino, &in);
+	if (r) {
+		fuse_reply_err(req, r == -ENOENT ? EIO : -r);
+		return NULL;
+	}
+	return in;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = FS(req); /* req is gone once replied to */
+	struct inode *in = io_inode(req, ino);
+	if (in) {
+		read_inode(req, in, ino, size, off);
+		inode_put(fs, in);
+	}
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct fs *fs = FS(req); /* req is gone once replied to */
+	struct inode *in = io_inode(req, ino);
+	if (in) {
+		write_inode(req, in, ino, data, size, off, fi);
+		inode_put(fs, in);
+	}
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = FS(req); /* req is gone once replied to */
+	struct inode *in = io_inode(req, ino);
+	if (in) {
+		fallocate_inode(req, in, mode, off, len);
+		inode_put(fs, in);
+	}
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = FS(req); /* req is gone once replied to */
+	struct inode *in = io_inode(req, ino);
+	if (in) {
+		lseek_inode(req, in, ino, off, whence);
+		inode_put(fs, in);
+	}
 }
 
 const struct fuse_lowlevel_ops lsmfs_ops = {
