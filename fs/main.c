@@ -243,6 +243,17 @@ static void notify(int fd, const char *msg)
 	close(fd);
 }
 
+/* Free what option parsing allocated and return rc: the exits before the daemon starts. */
+static int cmdline_exit(struct cmdline *c, struct fuse_args *args, int rc)
+{
+	free(c->cfg.store_dir);
+	free(c->cfg.fault_journal);
+	free(c->mountpoint);
+	free(c->bad);
+	fuse_opt_free_args(args);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -259,17 +270,15 @@ int main(int argc, char **argv)
 	c.cfg.threads = 16;
 	if (fuse_opt_parse(&args, &c, opts, opt_proc) == -1) {
 		fprintf(stderr, "lsmfs: cannot parse the command line (see lsmfs --help)\n");
-		return 2;
+		return cmdline_exit(&c, &args, 2);
 	}
 	if (c.help) {
 		fputs(usage, stdout);
-		fuse_opt_free_args(&args);
-		return 0;
+		return cmdline_exit(&c, &args, 0);
 	}
 	if (c.version) {
 		printf("lsmfs %s (filesystem format %d, libfuse %s)\n", LSMFS_VERSION, FS_FORMAT_VERSION, fuse_pkgversion());
-		fuse_opt_free_args(&args);
-		return 0;
+		return cmdline_exit(&c, &args, 0);
 	}
 	if (c.bad || c.npos != 2) {
 		if (c.bad)
@@ -277,26 +286,27 @@ int main(int argc, char **argv)
 		else
 			fprintf(stderr, "lsmfs: need STORE_DIR and MOUNTPOINT\n");
 		fprintf(stderr, "usage: lsmfs [options] STORE_DIR MOUNTPOINT (see lsmfs --help)\n");
-		return 2;
+		return cmdline_exit(&c, &args, 2);
 	}
 	struct stat st;
 	if (stat(c.mountpoint, &st) || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "lsmfs: mountpoint %s: %s\n", c.mountpoint, errno ? strerror(errno) : "not a directory");
-		return 1;
+		return cmdline_exit(&c, &args, 1);
 	}
 	/* A store to create gets its directory now (0700: it holds every file's bytes), so that the daemon
 	 * can work with an absolute path after it leaves the caller's working directory. */
 	if (!c.cfg.read_only && mkdir(c.cfg.store_dir, 0700) && errno != EEXIST) {
 		fprintf(stderr, "lsmfs: cannot create store directory %s: %s\n", c.cfg.store_dir, strerror(errno));
-		return 1;
+		return cmdline_exit(&c, &args, 1);
 	}
 	char *abs_store = realpath(c.cfg.store_dir, NULL);
 	if (!abs_store) {
 		fprintf(stderr, "lsmfs: store directory %s: %s\n", c.cfg.store_dir, strerror(errno));
-		return 1;
+		return cmdline_exit(&c, &args, 1);
 	} else if (stat(abs_store, &st) || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "lsmfs: store directory %s is not a directory\n", c.cfg.store_dir);
-		return 1;
+		free(abs_store);
+		return cmdline_exit(&c, &args, 1);
 	}
 	free(c.cfg.store_dir);
 	c.cfg.store_dir = abs_store;
@@ -317,12 +327,12 @@ int main(int argc, char **argv)
 	if (!c.foreground) {
 		if (pipe(pipefd)) {
 			perror("lsmfs: pipe");
-			return 1;
+			return cmdline_exit(&c, &args, 1);
 		}
 		pid_t pid = fork();
 		if (pid < 0) {
 			perror("lsmfs: fork");
-			return 1;
+			return cmdline_exit(&c, &args, 1);
 		}
 		if (pid > 0) {
 			close(pipefd[1]);
@@ -336,13 +346,13 @@ int main(int argc, char **argv)
 				fprintf(stderr, "lsmfs: %s\n", msg);
 				int status;
 				waitpid(pid, &status, 0);
-				return 1;
+				return cmdline_exit(&c, &args, 1);
 			}
 			if (n <= 0) {
 				fprintf(stderr, "lsmfs: the daemon died during start-up\n");
-				return 1;
+				return cmdline_exit(&c, &args, 1);
 			}
-			return 0;
+			return cmdline_exit(&c, &args, 0);
 		}
 		close(pipefd[0]);
 		setsid();
