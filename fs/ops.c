@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -394,17 +395,39 @@ static int caller_in_group(fuse_req_t req, uint32_t gid)
 	return 0; /* unknown (no /proc entry, or more than 64 groups): clearing is the safe side */
 }
 
+/* Whether the caller of req has CAP_FSETID in effect (CapEff in /proc/PID/status, the file
+ * fuse_req_getgroups reads too). Read only when a file has set-id bits; unknown counts as no. */
+static int caller_has_fsetid(fuse_req_t req)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+	char path[64], line[256];
+	if (pid <= 0 || snprintf(path, sizeof path, "/proc/%d/status", (int)pid) >= (int)sizeof path)
+		return 0;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	unsigned long long eff = 0;
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f))
+		found = sscanf(line, "CapEff: %llx", &eff) == 1;
+	fclose(f);
+	return found && ((eff >> 4) & 1); /* CAP_FSETID is capability 4 */
+}
+
 /* What a write, truncate or chown does to a non-directory's set-id bits when the kernel says so
  * (HANDLE_KILLPRIV_V2), by the Linux rule (setattr_should_drop_sgid): suid goes; sgid goes with group
  * execute, and without it (where it marks mandatory locking) only if the caller is neither in the
- * file's group `gid` nor root (standing for CAP_FSETID). Returns whether the mode changed. */
-static int kill_suidgid(fuse_req_t req, struct fs_inode *a, uint32_t gid)
+ * file's group `gid` nor holds CAP_FSETID. may_fsetid 0: the kernel's flag already says the caller lacks
+ * CAP_FSETID (write, truncate, open(O_TRUNC)); 1: ask (chown, whose flag is unconditional). Returns
+ * whether the mode changed. */
+static int kill_suidgid(fuse_req_t req, struct fs_inode *a, uint32_t gid, int may_fsetid)
 {
 	uint32_t m = a->mode;
 	if (S_ISDIR(m) || !(m & (S_ISUID | S_ISGID)))
 		return 0;
 	m &= ~(uint32_t)S_ISUID;
-	if ((m & S_ISGID) && ((m & S_IXGRP) || (fuse_req_ctx(req)->uid != 0 && !caller_in_group(req, gid))))
+	if ((m & S_ISGID) &&
+	    ((m & S_IXGRP) || (!caller_in_group(req, gid) && !(may_fsetid && caller_has_fsetid(req)))))
 		m &= ~(uint32_t)S_ISGID;
 	if (m == a->mode)
 		return 0;
@@ -463,7 +486,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		touch_c(&a);
 	}
 	/* chown of a non-directory, or truncate by a caller without CAP_FSETID. */
-	int killed = fs_wire_kill_suidgid() && kill_suidgid(req, &a, in->a.gid);
+	int killed = fs_wire_kill_suidgid() &&
+		     kill_suidgid(req, &a, in->a.gid, (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0);
 	/* An orphan's times live only here: its stored record is read only to reclaim it (at its last
 	 * close, or by the next mount after a crash), which needs its size and xattr count, not its times.
 	 * Under writeback caching the kernel sends a ctime update after every unlink of a file: this
@@ -1106,21 +1130,21 @@ static int open_truncate(fuse_req_t req, struct fs *fs, struct inode *in, int ki
 		return ENOMEM;
 	pthread_mutex_lock(&in->mu);
 	struct fs_inode a = in->a;
-	int err = 0;
+	int err = 0, killed = 0;
 	if (S_ISREG(a.mode)) {
 		if (a.size)
 			err = truncate_blocks(fs, b, &a, 0);
 		a.size = 0;
 		touch_mc(&a);
 		if (kill) /* FUSE_OPEN_KILL_SUIDGID: a caller without CAP_FSETID */
-			kill = kill_suidgid(req, &a, a.gid);
+			killed = kill_suidgid(req, &a, a.gid, 0);
 		if (!err)
 			err = put_inode(b, &a) ? ENOMEM : commit(fs, b, 0);
 		if (!err)
 			in->a = a;
 	}
 	pthread_mutex_unlock(&in->mu);
-	if (!err && kill)
+	if (!err && killed)
 		mode_changed_behind(fs, in->ino);
 	return err;
 }
@@ -1363,7 +1387,7 @@ static void write_inode(fuse_req_t req, struct inode *in, fuse_ino_t ino, const 
 		changed = 1;
 	}
 	/* FUSE_WRITE_KILL_SUIDGID: a caller without CAP_FSETID wrote (through, not from the cache). */
-	int killed = fs_wire_kill_suidgid() && kill_suidgid(req, &a, a.gid);
+	int killed = fs_wire_kill_suidgid() && kill_suidgid(req, &a, a.gid, 0);
 	changed |= killed;
 	if (!err && changed)
 		err = put_inode(b, &a) ? ENOMEM : 0;
@@ -1415,8 +1439,9 @@ static void fallocate_inode(fuse_req_t req, struct inode *in, int mode, off_t of
 	struct fs_inode a = in->a;
 	uint64_t start = (uint64_t)off, end = (uint64_t)off + (uint64_t)len;
 	/* Under HANDLE_KILLPRIV_V2 the kernel leaves set-id clearing on fallocate to us but sends no flag:
-	 * a caller other than root stands for one without CAP_FSETID (as a write by it would carry). */
-	int killed = atomic_load(&fs->killpriv_v2) && fuse_req_ctx(req)->uid != 0 && kill_suidgid(req, &a, a.gid);
+	 * clear as a write would, unless the caller holds CAP_FSETID. */
+	int killed = atomic_load(&fs->killpriv_v2) && (a.mode & (S_ISUID | S_ISGID)) && !caller_has_fsetid(req) &&
+		     kill_suidgid(req, &a, a.gid, 0);
 	if (!S_ISREG(a.mode)) {
 		err = S_ISDIR(a.mode) ? EISDIR : ENODEV;
 	} else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {

@@ -93,11 +93,13 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
 	out.flags |= FUSE_HANDLE_KILLPRIV_V2;
 	struct iovec v2[2] = {iov[0], {&out, iov[1].iov_len}};
+	/* Set before the reply: the kernel may send requests to other workers as soon as it has it. */
+	atomic_store(&fs->killpriv_v2, 1);
 	ssize_t r = writev(fd, v2, 2);
-	if (r >= 0) {
+	if (r < 0)
+		atomic_store(&fs->killpriv_v2, 0);
+	else
 		atomic_store(&fs->wire_init_unique, 0);
-		atomic_store(&fs->killpriv_v2, 1);
-	}
 	return r;
 }
 

@@ -12,17 +12,21 @@ mkdir -p "$REF"
 chmod 0777 "$REF"
 [ "$(id -u)" = 0 ] || { echo "skip $E2E_NAME: needs root (acts as root and as nobody)"; exit 0; }
 NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups --"
+# root without CAP_FSETID, and nobody with it: the kernel's flags and the daemon's guesses must follow
+# the capability, not the uid.
+ROOT_NOFSETID="setpriv --inh-caps=-fsetid --bounding-set=-fsetid --"
+NOBODY_FSETID="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+fsetid --ambient-caps=+fsetid --"
 
 # scenario DIR: the same calls on a fresh set of files in DIR; prints "name mode [capability]" lines.
 scenario() {
 	local d=$1/t
 	rm -rf "$d" && mkdir "$d" && chmod 0777 "$d" || return 1
-	for f in wr_user wr_root wr_sgid_nox wr_sgid_nox_ingroup tr_user otrunc_user chown_root chown_root_nox chgrp_user chgrp_user_nox falloc_user cap_user; do
+	for f in wr_user wr_root wr_sgid_nox wr_sgid_nox_ingroup wr_root_nofsetid tr_user otrunc_user chown_root chown_root_nox chgrp_user chgrp_user_nox falloc_user falloc_root_nofsetid falloc_user_fsetid cap_user; do
 		printf 'seed' >"$d/$f" || return 1
 		chmod 06777 "$d/$f"
 	done
-	chmod 02767 "$d/wr_sgid_nox" "$d/wr_sgid_nox_ingroup" "$d/chown_root_nox" "$d/chgrp_user_nox"
-	chgrp 65534 "$d/wr_sgid_nox_ingroup"
+	chmod 02767 "$d/wr_sgid_nox" "$d/wr_sgid_nox_ingroup" "$d/chown_root_nox" "$d/chgrp_user_nox" "$d/wr_root_nofsetid"
+	chgrp 65534 "$d/wr_sgid_nox_ingroup" "$d/wr_root_nofsetid"
 	chown 65534 "$d/chgrp_user" "$d/chgrp_user_nox"
 	chmod 06777 "$d/chgrp_user"
 	chmod 02767 "$d/chgrp_user_nox"
@@ -37,8 +41,11 @@ scenario() {
 	chown 1:1 "$d/chown_root" "$d/chown_root_nox" || return 1
 	$NOBODY chgrp 65534 "$d/chgrp_user" "$d/chgrp_user_nox" || return 1
 	$NOBODY fallocate -o 0 -l 8192 "$d/falloc_user" || return 1
+	$ROOT_NOFSETID sh -c "printf more >>$d/wr_root_nofsetid" || return 1
+	$ROOT_NOFSETID fallocate -o 0 -l 8192 "$d/falloc_root_nofsetid" || return 1
+	$NOBODY_FSETID fallocate -o 0 -l 8192 "$d/falloc_user_fsetid" || return 1
 	$NOBODY sh -c "printf more >>$d/cap_user" || return 1
-	for f in wr_user wr_root wr_sgid_nox wr_sgid_nox_ingroup tr_user otrunc_user chown_root chown_root_nox chgrp_user chgrp_user_nox falloc_user cap_user; do
+	for f in wr_user wr_root wr_sgid_nox wr_sgid_nox_ingroup wr_root_nofsetid tr_user otrunc_user chown_root chown_root_nox chgrp_user chgrp_user_nox falloc_user falloc_root_nofsetid falloc_user_fsetid cap_user; do
 		echo "$f $(stat -c '%a %s' "$d/$f") $(getcap "$d/$f" | awk '{print $2}')"
 	done
 }
