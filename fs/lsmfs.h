@@ -4,8 +4,9 @@
  * The store (through store/lsm.h only) is the truth; the inode table caches the attributes of every
  * inode the kernel knows (lookup count > 0), has open, or that an operation is using, so getattr,
  * the post-close GETATTR of writeback caching and the kernel's security.capability probe (once per
- * inode with KILLPRIV_V2, see wire.c; before every write without it) are answered from memory. Every change is written through: an operation builds one atomic write batch
- * (metadata and data together), applies it to the store, and only then updates the cached attributes.
+ * inode with KILLPRIV_V2, see wire.c; before every write without it) are answered from memory. Every
+ * change is written through: an operation builds one atomic write batch (metadata and data together),
+ * applies it to the store, and only then updates the cached attributes.
  *
  * Locking: each inode has a mutex guarding its attributes and serialising the operations that change
  * it; operations touching several inodes lock them in ascending inode order. The table's shard locks
@@ -133,8 +134,9 @@ int fs_reclaim(struct fs *fs, uint64_t ino, uint32_t mode);
 /* The same for an inode whose attributes are cached (the inode table's last user): no store read. */
 int fs_reclaim_cached(struct fs *fs, const struct fs_inode *a);
 
-/* wire.c: install the /dev/fuse hooks on a mounted session (before its loop starts). 0 or -errno. */
-int fs_wire_install(struct fs *fs, struct fuse_session *se);
+/* wire.c: install the /dev/fuse hooks on a mounted session (before its loop starts; they find the fs
+ * as the session's userdata). 0 or -errno. */
+int fs_wire_install(struct fuse_session *se);
 /* Whether the request this thread is handling asks for suid/sgid to be cleared (KILLPRIV_V2). */
 int fs_wire_kill_suidgid(void);
 

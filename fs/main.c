@@ -243,7 +243,7 @@ static void notify(int fd, const char *msg)
 	close(fd);
 }
 
-/* Free what option parsing allocated and return rc: the exits before the daemon starts. */
+/* Free what option parsing allocated and return rc: every exit of main (and the parent's). */
 static int cmdline_exit(struct cmdline *c, struct fuse_args *args, int rc)
 {
 	free(c->cfg.store_dir);
@@ -385,7 +385,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fs->se = se;
-	if (fs_wire_install(fs, se)) {
+	if (fs_wire_install(se)) {
 		snprintf(err, sizeof err, "cannot install the /dev/fuse hooks");
 		fuse_session_unmount(se);
 		fuse_remove_signal_handlers(se);
@@ -433,10 +433,5 @@ out:
 		rc = 1;
 	}
 	free(fs);
-	free(c.cfg.store_dir);
-	free(c.cfg.fault_journal);
-	free(c.mountpoint);
-	free(c.bad);
-	fuse_opt_free_args(&args);
-	return rc;
+	return cmdline_exit(&c, &args, rc);
 }

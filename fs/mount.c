@@ -44,16 +44,7 @@ static int create_fs(struct fs *fs, char *err, size_t errlen)
 	size_t kl = fs_key_super(k);
 	lsm_batch_put(b, k, kl, sv, sizeof sv);
 	struct fs_inode root;
-	memset(&root, 0, sizeof root);
-	root.ino = FS_ROOT_INO;
-	root.mode = S_IFDIR | 0755;
-	root.uid = getuid();
-	root.gid = getgid();
-	root.nlink = 2;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	root.atime_sec = root.mtime_sec = root.ctime_sec = root.btime_sec = ts.tv_sec;
-	root.atime_nsec = root.mtime_nsec = root.ctime_nsec = root.btime_nsec = (uint32_t)ts.tv_nsec;
+	fs_inode_init(&root, FS_ROOT_INO, S_IFDIR | 0755, getuid(), getgid());
 	kl = fs_key_inode(k, FS_ROOT_INO);
 	fs_inode_encode(&root, v);
 	lsm_batch_put(b, k, kl, v, FS_INODE_LEN);

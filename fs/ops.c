@@ -551,24 +551,15 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	else if (err == ENOENT)
 		err = 0;
 	struct fs_inode a;
-	memset(&a, 0, sizeof a);
+	uint64_t ino = 0;
 	if (!err)
-		err = alloc_ino(fs, b, &a.ino);
+		err = alloc_ino(fs, b, &ino);
 	if (!err) {
-		a.mode = mode;
-		a.uid = ctx->uid;
-		a.gid = ctx->gid;
-		if (p->a.mode & S_ISGID) {
-			/* BSD group semantics under a setgid directory; new directories inherit the bit. */
-			a.gid = p->a.gid;
-			if (S_ISDIR(mode))
-				a.mode |= S_ISGID;
-		}
-		a.nlink = S_ISDIR(mode) ? 2 : 1;
+		/* BSD group semantics under a setgid directory; new directories inherit the bit. */
+		int sgid_dir = (p->a.mode & S_ISGID) != 0;
+		fs_inode_init(&a, ino, sgid_dir && S_ISDIR(mode) ? mode | S_ISGID : mode, ctx->uid,
+			      sgid_dir ? p->a.gid : ctx->gid);
 		a.rdev = rdev;
-		touch_mc(&a);
-		a.atime_sec = a.btime_sec = a.mtime_sec;
-		a.atime_nsec = a.btime_nsec = a.mtime_nsec;
 		if (target)
 			a.size = strlen(target);
 		char k[FS_KEY_MAX], v[FS_DIRENT_LEN];
@@ -1121,8 +1112,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	inode_put(fs, in);
 }
 
-/* open(O_TRUNC): libfuse turns on FUSE_CAP_ATOMIC_O_TRUNC, so the kernel sends no size change of its
- * own; the open itself must cut the file (one batch: blocks and inode). */
+/* open(O_TRUNC) with OPEN requests (-o no_zero_message_open): libfuse turns on FUSE_CAP_ATOMIC_O_TRUNC,
+ * so the kernel sends no size change of its own; the open itself must cut the file (one batch: blocks
+ * and inode). */
 static int open_truncate(fuse_req_t req, struct fs *fs, struct inode *in, int kill)
 {
 	lsm_batch *b = tl_batch();

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <dirent.h>
 
 #include "schema.h"
@@ -289,6 +290,20 @@ int fs_super_decode(const void *v, size_t len, struct fs_super *s)
 }
 
 /* Inode value layout (little-endian), version byte first so it can grow. */
+void fs_inode_init(struct fs_inode *in, uint64_t ino, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	memset(in, 0, sizeof *in);
+	in->ino = ino;
+	in->mode = mode;
+	in->uid = uid;
+	in->gid = gid;
+	in->nlink = S_ISDIR(mode) ? 2 : 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	in->atime_sec = in->mtime_sec = in->ctime_sec = in->btime_sec = ts.tv_sec;
+	in->atime_nsec = in->mtime_nsec = in->ctime_nsec = in->btime_nsec = (uint32_t)ts.tv_nsec;
+}
+
 void fs_inode_encode(const struct fs_inode *in, char *out)
 {
 	memset(out, 0, FS_INODE_LEN);

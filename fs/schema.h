@@ -98,6 +98,9 @@ int fs_key_parse(const char *text, char *key, size_t *len);
 
 void fs_super_encode(const struct fs_super *s, char *out);
 int fs_super_decode(const void *v, size_t len, struct fs_super *s);
+/* A new inode's attributes: everything zero but these, nlink 2 for a directory and 1 otherwise, and all
+ * four times now (the daemon's creates, the root at mkfs, lsmfsck's /lost+found). */
+void fs_inode_init(struct fs_inode *in, uint64_t ino, uint32_t mode, uint32_t uid, uint32_t gid);
 void fs_inode_encode(const struct fs_inode *in, char *out);
 int fs_inode_decode(const void *v, size_t len, struct fs_inode *in);
 void fs_dirent_encode(uint64_t ino, unsigned type, char *out);

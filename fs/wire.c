@@ -34,9 +34,26 @@ int fs_wire_kill_suidgid(void)
 	return wire_kill;
 }
 
-/* Copy field `f` of the request argument `T` at arg into *out if the request carries it. */
-#define ARG_FIELD(T, f, arg, alen, out)                                                                 \
-	((alen) >= offsetof(T, f) + sizeof((T *)0)->f ? (memcpy((out), (arg) + offsetof(T, f), sizeof *(out)), 1) : 0)
+/* Where each request that can ask for suid/sgid clearing carries its flag: a u32 in its argument.
+ * (CREATE's flag is left out: it makes a new file, whose mode the caller chose.) */
+static const struct {
+	uint32_t opcode;
+	size_t off;       /* of the u32 flag word in the argument after the header */
+	uint32_t bit;
+} kill_flags[] = {
+	{FUSE_WRITE, offsetof(struct fuse_write_in, write_flags), FUSE_WRITE_KILL_SUIDGID},
+	{FUSE_SETATTR, offsetof(struct fuse_setattr_in, valid), FATTR_KILL_SUIDGID},
+	{FUSE_OPEN, offsetof(struct fuse_open_in, open_flags), FUSE_OPEN_KILL_SUIDGID},
+};
+
+/* The u32 at off in the argument of alen bytes, or 0 when the request is too short to carry it. */
+static uint32_t arg_u32(const char *arg, size_t alen, size_t off)
+{
+	uint32_t v = 0;
+	if (alen >= off + sizeof v)
+		memcpy(&v, arg + off, sizeof v);
+	return v;
+}
 
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
@@ -49,30 +66,15 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 	memcpy(&h, buf, sizeof h);
 	const char *arg = (const char *)buf + sizeof h;
 	size_t alen = (size_t)n - sizeof h;
-	uint32_t v = 0;
-	switch (h.opcode) {
-	case FUSE_INIT:
-		if (ARG_FIELD(struct fuse_init_in, flags, arg, alen, &v) && (v & FUSE_HANDLE_KILLPRIV_V2) &&
-		    fs->cfg.killpriv_v2)
+	if (h.opcode == FUSE_INIT) {
+		if (fs->cfg.killpriv_v2 &&
+		    (arg_u32(arg, alen, offsetof(struct fuse_init_in, flags)) & FUSE_HANDLE_KILLPRIV_V2))
 			atomic_store(&fs->wire_init_unique, h.unique);
-		break;
-	case FUSE_WRITE:
-		if (ARG_FIELD(struct fuse_write_in, write_flags, arg, alen, &v))
-			wire_kill = (v & FUSE_WRITE_KILL_SUIDGID) != 0;
-		break;
-	case FUSE_SETATTR:
-		if (ARG_FIELD(struct fuse_setattr_in, valid, arg, alen, &v))
-			wire_kill = (v & FATTR_KILL_SUIDGID) != 0;
-		break;
-	case FUSE_OPEN:
-		if (ARG_FIELD(struct fuse_open_in, open_flags, arg, alen, &v))
-			wire_kill = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
-		break;
-	case FUSE_CREATE:
-		if (ARG_FIELD(struct fuse_create_in, open_flags, arg, alen, &v))
-			wire_kill = (v & FUSE_OPEN_KILL_SUIDGID) != 0;
-		break;
+		return n;
 	}
+	for (size_t i = 0; i < sizeof kill_flags / sizeof kill_flags[0]; i++)
+		if (kill_flags[i].opcode == h.opcode)
+			wire_kill = (arg_u32(arg, alen, kill_flags[i].off) & kill_flags[i].bit) != 0;
 	return n;
 }
 
@@ -103,12 +105,11 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return r;
 }
 
-int fs_wire_install(struct fs *fs, struct fuse_session *se)
+int fs_wire_install(struct fuse_session *se)
 {
 	static const struct fuse_custom_io io = {
 		.read = wire_read,
 		.writev = wire_writev,
 	};
-	(void)fs;
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
 }

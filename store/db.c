@@ -540,28 +540,6 @@ static int make_room(struct lsm_db *db, int force)
 	}
 }
 
-/* Apply a batch payload to a memtable; seqnos are consecutive from the payload's first. */
-static int apply_payload(struct memtable *m, const char *payload, size_t len)
-{
-	struct batch_reader r;
-	uint64_t seq;
-	uint32_t count;
-	struct batch_op op;
-	int rc = batch_reader_init(&r, payload, len, &seq, &count);
-	if (rc)
-		return rc;
-	while ((rc = batch_reader_next(&r, &op)) == 1) {
-		if (op.type == VT_RANGE_DELETE)
-			rc = memtable_add_range(m, seq, op.key, op.value);
-		else
-			rc = memtable_add(m, seq, op.type, op.key, op.value);
-		if (rc)
-			return rc;
-		seq++;
-	}
-	return rc;
-}
-
 /* Gather the writers behind the leader into one group. Returns the batch to log (the leader's own, or
  * db->group holding all of them); *last is the last writer included; *want_sync whether any asked for
  * a sync. A sync writer never joins a leader that would not sync. REQUIRES: mu held. */
@@ -637,7 +615,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 		if (!rc && want_sync)
 			rc = wal_sync(log);
 		if (!rc && count)
-			rc = apply_payload(mem, batch_payload(g), batch_payload_len(g));
+			rc = memtable_apply_batch(mem, batch_payload(g), batch_payload_len(g));
 		pthread_mutex_lock(&db->mu);
 		if (rc) {
 			/* The log may hold a partial record, or the memtable part of a batch: the store's
@@ -1074,7 +1052,7 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 				rc = n;
 				break;
 			}
-			rc = apply_payload(mem, payload.data, payload.len);
+			rc = memtable_apply_batch(mem, payload.data, payload.len);
 			if (rc == LSM_CORRUPT)
 				rc = st_corrupt(path, off, "malformed write batch");
 			else if (rc)

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "dbformat.h"
 #include "iter.h"
 #include "lsm.h"
@@ -227,4 +228,25 @@ struct iter *memtable_iter_new(struct memtable *m)
 	mi->m = m;
 	memtable_ref(m);
 	return &mi->base;
+}
+
+int memtable_apply_batch(struct memtable *m, const char *payload, size_t len)
+{
+	struct batch_reader r;
+	uint64_t seq;
+	uint32_t count;
+	struct batch_op op;
+	int rc = batch_reader_init(&r, payload, len, &seq, &count);
+	if (rc)
+		return rc;
+	while ((rc = batch_reader_next(&r, &op)) == 1) {
+		if (op.type == VT_RANGE_DELETE)
+			rc = memtable_add_range(m, seq, op.key, op.value);
+		else
+			rc = memtable_add(m, seq, op.type, op.key, op.value);
+		if (rc)
+			return rc;
+		seq++;
+	}
+	return rc;
 }

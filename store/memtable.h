@@ -53,6 +53,9 @@ void memtable_unref(struct memtable *m);
 int memtable_add(struct memtable *m, uint64_t seq, unsigned type, struct slice key, struct slice value);
 /* Add a range tombstone [begin, end)@seq. */
 int memtable_add_range(struct memtable *m, uint64_t seq, struct slice begin, struct slice end);
+/* Add every operation of a write batch payload (batch.h), seqnos consecutive from the payload's first:
+ * the write path and recovery. LSM_OK, LSM_NOMEM, or the batch reader's LSM_CORRUPT. */
+int memtable_apply_batch(struct memtable *m, const char *payload, size_t len);
 
 /* The newest version of key with seqno <= snap: 1 and *e filled, 0 if none, LSM_NOMEM. Raises *range_seq to the newest
  * tombstone (seqno <= snap) of this memtable covering key. */

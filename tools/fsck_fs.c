@@ -260,15 +260,23 @@ static void read_failed(struct fsctx *x, const void *k, size_t kl, const char *w
 
 /* ---------------------------------------------------------------- pass 1: inodes */
 
+/* An iterator for a whole-store pass (not filling the block cache: each block is read once), or NULL
+ * with the error reported. */
+static lsm_iter *scan_iter(struct fsck *c)
+{
+	struct lsm_read_options ro = {.dont_fill_cache = 1};
+	lsm_iter *it = lsm_iter_new(c->db, &ro);
+	if (!it)
+		fsck_operr(c, "out of memory");
+	return it;
+}
+
 static int scan_inodes(struct fsctx *x)
 {
 	struct fsck *c = x->c;
-	struct lsm_read_options ro = {.dont_fill_cache = 1};
-	lsm_iter *it = lsm_iter_new(c->db, &ro);
-	if (!it) {
-		fsck_operr(c, "out of memory");
+	lsm_iter *it = scan_iter(c);
+	if (!it)
 		return -1;
-	}
 	char p = FS_K_INODE;
 	for (lsm_iter_seek(it, &p, 1); lsm_iter_valid(it); lsm_iter_next(it)) {
 		size_t kl, vl;
@@ -459,12 +467,9 @@ static void check_dirent(struct fsctx *x, const char *k, size_t kl, const struct
 static int scan_keys(struct fsctx *x)
 {
 	struct fsck *c = x->c;
-	struct lsm_read_options ro = {.dont_fill_cache = 1};
-	lsm_iter *it = lsm_iter_new(c->db, &ro);
-	if (!it) {
-		fsck_operr(c, "out of memory");
+	lsm_iter *it = scan_iter(c);
+	if (!it)
 		return -1;
-	}
 	uint64_t n = 0;
 	char *trim = malloc(x->bs);
 	if (!trim) {
@@ -615,16 +620,7 @@ static int ensure_lf(struct fsctx *x)
 	root->d_entries++;
 	root->d_subdirs++;
 	struct fs_inode in;
-	memset(&in, 0, sizeof in);
-	in.ino = ino;
-	in.mode = r->mode;
-	in.uid = getuid();
-	in.gid = getgid();
-	in.nlink = 2;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	in.atime_sec = in.mtime_sec = in.ctime_sec = in.btime_sec = ts.tv_sec;
-	in.atime_nsec = in.mtime_nsec = in.ctime_nsec = in.btime_nsec = (uint32_t)ts.tv_nsec;
+	fs_inode_init(&in, ino, r->mode, getuid(), getgid());
 	char iv[FS_INODE_LEN], ik[FS_KEY_MAX], dv[FS_DIRENT_LEN];
 	fs_inode_encode(&in, iv);
 	size_t ikl = fs_key_inode(ik, ino);

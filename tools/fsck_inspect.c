@@ -232,6 +232,17 @@ static int resolve(struct fsck *c, const char *path, struct fs_inode *in)
 	return 0;
 }
 
+/* Open the store and find path's inode; on failure the store is closed again. */
+static int inspect_open_path(struct fsck *c, const char *path, struct fs_inode *in)
+{
+	int rc = inspect_open(c);
+	if (rc)
+		return rc;
+	if ((rc = resolve(c, path, in)))
+		inspect_close(c);
+	return rc;
+}
+
 static int read_target(struct fsck *c, uint64_t ino, struct lsm_buf *v)
 {
 	char k[FS_KEY_MAX];
@@ -263,12 +274,10 @@ static void ls_line(struct fsck *c, const struct fs_inode *in, const char *name,
 
 int inspect_ls(struct fsck *c, const char *path)
 {
-	int rc = inspect_open(c);
+	struct fs_inode in;
+	int rc = inspect_open_path(c, path, &in);
 	if (rc)
 		return rc;
-	struct fs_inode in;
-	if ((rc = resolve(c, path, &in)))
-		goto out;
 	if (!S_ISDIR(in.mode)) {
 		const char *base = strrchr(path, '/');
 		base = base ? base + 1 : path;
@@ -316,12 +325,10 @@ out:
 
 int inspect_stat(struct fsck *c, const char *path)
 {
-	int rc = inspect_open(c);
+	struct fs_inode in;
+	int rc = inspect_open_path(c, path, &in);
 	if (rc)
 		return rc;
-	struct fs_inode in;
-	if ((rc = resolve(c, path, &in)))
-		goto out;
 	char ms[12];
 	printf("path:    %s\n", path);
 	printf("inode:   %" PRIu64 "\n", in.ino);
@@ -409,12 +416,10 @@ static int cat_write(const void *p, size_t n)
 
 int inspect_cat(struct fsck *c, const char *path)
 {
-	int rc = inspect_open(c);
+	struct fs_inode in;
+	int rc = inspect_open_path(c, path, &in);
 	if (rc)
 		return rc;
-	struct fs_inode in;
-	if ((rc = resolve(c, path, &in)))
-		goto out;
 	if (!S_ISREG(in.mode)) {
 		rc = operr("%s: not a regular file%s", path, "");
 		goto out;
