@@ -51,6 +51,7 @@ struct fs_config {
 	unsigned sync_interval;    /* seconds between background syncs (0: never) */
 	size_t cache_size;         /* store block cache bytes */
 	size_t write_buffer;       /* store memtable bytes */
+	size_t blob_min;           /* values from this size on go to blob files (0: never) */
 	uint64_t reserve;          /* free bytes kept on the store's disk (reserve_set: given) */
 	int reserve_set;
 	uint32_t block_size;       /* for a new store */

@@ -40,6 +40,9 @@ static const char usage[] =
 	"     cache_size=SIZE        store block cache, e.g. 64M (default 64M; K, M, G suffixes)\n"
 	"     write_buffer=SIZE      store memtable size before a flush to a table (default 64M;\n"
 	"                            smaller values flush and compact more often)\n"
+	"     blob_min=SIZE          file blocks of at least this size are written once to a blob file\n"
+	"                            instead of being copied by every flush and compaction (default 4K;\n"
+	"                            0 = keep all data in the tree)\n"
 	"     reserve=SIZE           free space kept on the store's disk for flushes, compactions and\n"
 	"                            deletions: writes fail with ENOSPC below it (default 32M)\n"
 	"     block_size=BYTES       file block size of a NEW store: 512..65536, a power of two\n"
@@ -74,7 +77,7 @@ struct cmdline {
 
 enum {
 	K_HELP, K_VERSION, K_FG, K_DEBUG, K_SINGLE, K_RO, K_SYNC, K_SYNC_INTERVAL, K_CACHE, K_BS, K_WB, K_NOWB,
-	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE, K_KP2, K_NOKP2, K_ZOPEN, K_NOZOPEN,
+	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE, K_KP2, K_NOKP2, K_ZOPEN, K_NOZOPEN, K_BLOBMIN,
 };
 
 static const struct fuse_opt opts[] = {
@@ -99,6 +102,7 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("max_threads=", K_THREADS),
 	FUSE_OPT_KEY("lsmfs_crash_journal=", K_JOURNAL),
 	FUSE_OPT_KEY("write_buffer=", K_WBUF),
+	FUSE_OPT_KEY("blob_min=", K_BLOBMIN),
 	FUSE_OPT_KEY("reserve=", K_RESERVE),
 	FUSE_OPT_KEY("killpriv_v2", K_KP2),
 	FUSE_OPT_KEY("no_killpriv_v2", K_NOKP2),
@@ -190,6 +194,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (parse_size(val, &c->cfg.write_buffer) || c->cfg.write_buffer < (64u << 10))
 			goto bad;
 		return 0;
+	case K_BLOBMIN:
+		if (parse_size(val, &c->cfg.blob_min))
+			goto bad;
+		return 0;
 	case K_RESERVE: {
 		size_t r;
 		if (parse_size(val, &r))
@@ -262,6 +270,7 @@ int main(int argc, char **argv)
 	c.cfg.sync_interval = 5;
 	c.cfg.cache_size = 64u << 20;
 	c.cfg.write_buffer = 64u << 20;
+	c.cfg.blob_min = 4096;
 	c.cfg.block_size = 4096;
 	c.cfg.writeback = 1;
 	c.cfg.killpriv_v2 = 1;

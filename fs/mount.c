@@ -153,6 +153,7 @@ int fs_open(struct fs *fs, char *err, size_t errlen)
 	o.block_cache_size = fs->cfg.cache_size;
 	if (fs->cfg.write_buffer)
 		o.write_buffer_size = fs->cfg.write_buffer;
+	o.blob_min_size = fs->cfg.blob_min;
 	if (fs->cfg.fault_journal) {
 		if (lsm_env_crash_journal(fs->cfg.fault_journal, &fs->fault_env)) {
 			snprintf(err, errlen, "cannot create fault journal %s", fs->cfg.fault_journal);

@@ -96,6 +96,17 @@ int lsm_batch_delete_range(lsm_batch *b, const void *begin, size_t blen, const v
 	return rc;
 }
 
+int batch_add(struct lsm_batch *b, unsigned type, struct slice key, struct slice value)
+{
+	int rc = add_op(b, type, key.data, key.len, value.data, value.len, type != VT_DELETE);
+	if (rc == LSM_OK) {
+		b->puts += vt_is_put(type);
+		b->deletes += type == VT_DELETE;
+		b->range_deletes += type == VT_RANGE_DELETE;
+	}
+	return rc;
+}
+
 void batch_set_seq(struct lsm_batch *b, uint64_t seq)
 {
 	char *p = batch_payload(b);
@@ -149,6 +160,7 @@ int batch_reader_next(struct batch_reader *r, struct batch_op *op)
 		op->value = slice_make(NULL, 0);
 		break;
 	case VT_VALUE:
+	case VT_BLOB:
 	case VT_RANGE_DELETE:
 		p = get_lp_slice(p, r->end, &op->value);
 		if (!p)

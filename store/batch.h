@@ -32,6 +32,8 @@ static inline size_t batch_payload_len(const struct lsm_batch *b)
 }
 /* Stamp the first seqno (and the count) into the payload header. */
 void batch_set_seq(struct lsm_batch *b, uint64_t seq);
+/* Append one operation of any type (VT_DELETE carries no value). LSM_OK, LSM_INVAL (too big), LSM_NOMEM. */
+int batch_add(struct lsm_batch *b, unsigned type, struct slice key, struct slice value);
 /* Append b's operations (not its header) to dst, a batch being grown into a group. */
 int batch_append_ops(struct lsm_batch *dst, const struct lsm_batch *b);
 

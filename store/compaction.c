@@ -16,6 +16,11 @@
  * boundaries: a table ending before key K records its tombstones up to K (exclusive) and its largest
  * key as (K, SEQNO_MAX), which sorts before any real entry of K, so tables of a level never overlap in
  * internal-key order and lookups compare internal keys to pick a table (version.c).
+ *
+ * Blob files. References (VT_BLOB) are copied like any value, and each output records the blob files it
+ * references (file_meta.blobs). A reference into a blob file that the current tables reference for less
+ * than half its size has its value copied into this compaction's own blob file (relocation), so that
+ * the old file stops being referenced once every table naming it has been compacted.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -237,6 +242,16 @@ struct cjob {
 	struct output *outs;
 	int nouts;
 	uint64_t bytes_out;
+	struct blob_uses uses;     /* blob files the current output references */
+	/* Relocation (see the top): the blob files to empty, sorted; the output file and its pending
+	 * records. */
+	uint64_t *reloc;
+	int nreloc;
+	struct blob_writer *bw;
+	uint64_t bw_number;
+	struct buf recs;
+	struct lsm_buf val;
+	uint64_t relocated;
 	/* Deeper levels, for "may a deeper level hold this key?" (keys come in ascending order). */
 	int deep_idx[NUM_LEVELS];
 };
@@ -363,6 +378,8 @@ static int close_output(struct cjob *j, struct slice hi)
 	f->entries = props.entries;
 	f->deletes = props.deletes;
 	f->range_dels = props.range_dels;
+	f->blobs = j->uses;
+	memset(&j->uses, 0, sizeof j->uses);
 	struct output *o = realloc(j->outs, (size_t)(j->nouts + 1) * sizeof *o);
 	if (!o) {
 		file_meta_unref(f);
@@ -437,6 +454,93 @@ static uint64_t hiding_seq(const struct rd_frag *fr, uint64_t seq)
 	return best;
 }
 
+static int cmp_number(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Choose the blob files this compaction empties: those its inputs reference whose bytes the current
+ * tables reference add up to less than half the file. REQUIRES: mu held (a stat per file). */
+static int pick_relocations(struct cjob *j)
+{
+	struct lsm_db *db = j->db;
+	struct blob_uses cand = {0};
+	int rc = LSM_OK;
+	for (int w = 0; w < 2 && !rc; w++)
+		for (int i = 0; i < j->c->nin[w] && !rc; i++) {
+			const struct blob_uses *u = &j->c->in[w][i]->blobs;
+			for (int b = 0; b < u->n && !rc; b++)
+				rc = blob_uses_add(&cand, u->v[b].number, 0);
+		}
+	if (!rc && cand.n) {
+		/* Referenced bytes per candidate, over every table of the current version. */
+		const struct version *v = db->vs->current;
+		for (int l = 0; l < NUM_LEVELS; l++)
+			for (int i = 0; i < v->nfiles[l]; i++) {
+				const struct blob_uses *u = &v->files[l][i]->blobs;
+				for (int b = 0; b < u->n; b++) {
+					struct blob_use key = {u->v[b].number, 0};
+					struct blob_use *hit = bsearch(&key, cand.v, (size_t)cand.n, sizeof *cand.v, cmp_number);
+					if (hit)
+						hit->bytes += u->v[b].bytes;
+				}
+			}
+		j->reloc = malloc((size_t)cand.n * sizeof *j->reloc);
+		if (!j->reloc)
+			rc = LSM_NOMEM;
+		for (int b = 0; b < cand.n && !rc; b++) {
+			char *path = path_blob(db->dir, cand.v[b].number);
+			uint64_t size = 0;
+			if (path && !db->env->file_size(db->env, path, &size) && size > BLOB_HEADER_SIZE &&
+			    cand.v[b].bytes < (size - BLOB_HEADER_SIZE) / 2)
+				j->reloc[j->nreloc++] = cand.v[b].number;
+			free(path);
+		}
+	}
+	blob_uses_free(&cand);
+	return rc ? st_error(rc, "out of memory") : LSM_OK;
+}
+
+/* Write the pending relocated records to the compaction's blob file. */
+static int flush_relocated(struct cjob *j)
+{
+	if (!j->recs.len)
+		return LSM_OK;
+	int rc = blob_writer_append(j->bw, j->recs.data, j->recs.len);
+	j->recs.len = 0;
+	return rc;
+}
+
+/* If *value (a reference) points into a blob file being emptied, copy the value into the compaction's
+ * blob file and point *value at the copy (encoded into enc). */
+static int maybe_relocate(struct cjob *j, struct slice uk, struct slice *value, char *enc)
+{
+	struct blob_ref ref;
+	if (blob_ref_decode(*value, &ref))
+		return st_error(LSM_CORRUPT, "malformed blob reference in a compaction input");
+	if (!j->nreloc || !bsearch(&ref.number, j->reloc, (size_t)j->nreloc, sizeof *j->reloc, cmp_number))
+		return LSM_OK;
+	struct lsm_db *db = j->db;
+	int rc = blob_read(&db->blobs, uk, &ref, &j->val);
+	if (rc)
+		return rc;
+	if (!j->bw) {
+		pthread_mutex_lock(&db->mu);
+		j->bw_number = vset_new_file_number(db->vs);
+		rc = db_pending_add(db, j->bw_number);
+		pthread_mutex_unlock(&db->mu);
+		if (rc || (rc = blob_writer_open(db->env, db->dir, j->bw_number, &j->bw)))
+			return rc;
+	}
+	struct blob_ref moved;
+	if ((rc = blob_record_encode(&j->recs, j->bw, uk, slice_make(j->val.data, j->val.len), &moved)))
+		return rc;
+	*value = slice_make(enc, blob_ref_encode(enc, &moved));
+	j->relocated += ref.len;
+	return j->recs.len >= (1u << 20) ? flush_relocated(j) : LSM_OK;
+}
+
 static int run_merge(struct cjob *j)
 {
 	struct lsm_db *db = j->db;
@@ -508,7 +612,17 @@ static int run_merge(struct cjob *j)
 			if ((rc = emit_fragments(j, uk)))
 				break;
 		}
-		if ((rc = table_builder_add(j->tb, ik, m->value)))
+		struct slice value = m->value;
+		char enc[BLOB_REF_MAX];
+		if (type == VT_BLOB) {
+			if ((rc = maybe_relocate(j, uk, &value, enc)))
+				break;
+			if ((rc = blob_uses_note(&j->uses, ik, value))) {
+				rc = st_error(rc, "out of memory");
+				break;
+			}
+		}
+		if ((rc = table_builder_add(j->tb, ik, value)))
 			break;
 		j->tb_has_key = 1;
 	}
@@ -518,6 +632,9 @@ static int run_merge(struct cjob *j)
 	buf_free(&uk_cur);
 	if (!rc)
 		rc = close_output(j, slice_make(NULL, 0));
+	/* The relocated values must be durable before an install makes the outputs name them. */
+	if (!rc && j->bw && !(rc = flush_relocated(j)))
+		rc = blob_writer_sync(j->bw);
 	return rc;
 }
 
@@ -561,6 +678,8 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	for (int w = 0; w < 2; w++)
 		for (int i = 0; i < c->nin[w]; i++)
 			bytes_in += c->in[w][i]->size;
+	if (!rc)
+		rc = pick_relocations(&j);
 	pthread_mutex_unlock(&db->mu);
 	if (!rc)
 		rc = run_merge(&j);
@@ -571,6 +690,11 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	}
 	if (j.tb)
 		table_builder_abandon(j.tb);
+	if (j.bw) {
+		int e = blob_writer_close(j.bw);
+		if (!rc)
+			rc = e;
+	}
 	pthread_mutex_lock(&db->mu);
 	for (int w = 0; w < 2 && !rc; w++)
 		for (int i = 0; i < c->nin[w] && !rc; i++)
@@ -585,15 +709,22 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 		db->st_compactions++;
 		db->st_bytes_compacted_in += bytes_in;
 		db->st_bytes_compacted_out += j.bytes_out;
+		atomic_fetch_add_explicit(&db->st_blob_bytes_relocated, j.relocated, memory_order_relaxed);
 	}
 	/* Outputs stay "pending" until here so that no obsolete-file pass deletes them mid-way; on
 	 * failure the next pass removes them. */
 	db_pending_remove(db, j.tb_number);
+	if (j.bw_number)
+		db_pending_remove(db, j.bw_number);
 	for (int i = 0; i < j.nouts; i++) {
 		db_pending_remove(db, j.outs[i].number);
 		file_meta_unref(j.outs[i].f);
 	}
 	free(j.outs);
+	blob_uses_free(&j.uses);
+	free(j.reloc);
+	buf_free(&j.recs);
+	lsm_buf_free(&j.val);
 	edit_free(&e);
 	rd_list_free(&j.frags);
 	buf_free(&j.lo);

@@ -236,6 +236,9 @@ static int collect_obsolete(void *arg, const char *name)
 		dead = number < db->vs->log_number;
 		break;
 	case SF_TABLE:
+	case SF_BLOB:
+		/* Blob files: live while a live version's table references them, or pending (the active
+		 * memtable's, those of memtables awaiting flush, a compaction's relocation output). */
 		dead = !s->live.n || !bsearch(&number, s->live.v, s->live.n, sizeof *s->live.v, cmp_u64);
 		break;
 	case SF_MANIFEST:
@@ -287,8 +290,11 @@ void db_delete_obsolete_files(struct lsm_db *db)
 	pthread_mutex_unlock(&db->mu);
 	for (size_t i = 0; i < s.n; i++) {
 		uint64_t number;
-		if (!s.oom && parse_file_name(s.doomed[i], &number) == SF_TABLE)
+		enum store_file t = s.oom ? SF_UNKNOWN : parse_file_name(s.doomed[i], &number);
+		if (t == SF_TABLE)
 			vset_table_evict(db->vs, number);
+		else if (t == SF_BLOB)
+			blob_files_evict(&db->blobs, number);
 		char *p = path_join(db->dir, s.doomed[i]);
 		if (p && !s.oom)
 			db->env->unlink(db->env, p);
@@ -352,8 +358,12 @@ static int write_memtable(struct lsm_db *db, struct memtable *m, uint64_t number
 		free(path);
 		return st_error(LSM_NOMEM, "out of memory");
 	}
-	for (iter_seek_first(it); it->valid && !rc; iter_next(it))
+	for (iter_seek_first(it); it->valid && !rc; iter_next(it)) {
 		rc = table_builder_add(tb, it->key, it->value);
+		if (!rc && (rc = blob_uses_note(&f->blobs, it->key, it->value)))
+			rc = rc == LSM_NOMEM ? st_error(rc, "out of memory")
+					     : st_error(rc, "malformed blob reference in memtable %" PRIu64, m->log_number);
+	}
 	iter_destroy(it);
 	const struct rd_tombstone *rts;
 	size_t nrts = memtable_range_raw(m, &rts);
@@ -421,6 +431,8 @@ static int flush_one(struct lsm_db *db)
 		edit_free(&e);
 	}
 	db_pending_remove(db, number);
+	if (!rc && m->blob_number)
+		db_pending_remove(db, m->blob_number); /* the table references it now */
 	if (!rc) {
 		db->st_flushes++;
 		db->st_bytes_flushed += empty ? 0 : f->size;
@@ -458,7 +470,9 @@ static void *flush_thread_main(void *arg)
  * REQUIRES: mu held, and the caller is the write leader (nobody inserts meanwhile). */
 static int switch_memtable(struct lsm_db *db)
 {
-	int rc = wal_sync(db->log);
+	int rc = db->blob ? blob_writer_sync(db->blob) : LSM_OK;
+	if (!rc)
+		rc = wal_sync(db->log);
 	if (rc) {
 		/* The log's state is unknown after a failed sync (wal.h): no write may use it again. */
 		db_set_bg_error(db, rc);
@@ -481,6 +495,14 @@ static int switch_memtable(struct lsm_db *db)
 	}
 	wal_writer_close(db->log);
 	db->log = w;
+	if (db->blob) {
+		/* Sealed: never appended to again, so readers may map it from now on. */
+		uint64_t bn = db->blob->number;
+		blob_writer_close(db->blob);
+		db->blob = NULL;
+		atomic_store_explicit(&db->blobs.growing, 0, memory_order_release);
+		blob_files_evict(&db->blobs, bn);
+	}
 	db->imm[db->nimm++] = db->mem;
 	db->mem = m;
 	rc = install_sv(db);
@@ -517,7 +539,7 @@ static int make_room(struct lsm_db *db, int force)
 			db->st_stall_micros += now_micros() - t0;
 			continue;
 		}
-		if (!force && memtable_bytes(db->mem) < db->o.write_buffer_size)
+		if (!force && memtable_charge(db->mem) < db->o.write_buffer_size)
 			return LSM_OK;
 		if (force && memtable_empty(db->mem))
 			return LSM_OK;
@@ -575,6 +597,79 @@ static struct lsm_batch *build_group(struct lsm_db *db, struct writer **last, in
 	return result;
 }
 
+/* Open the active memtable's blob file. REQUIRES: mu held, caller is the leader, db->blob NULL. */
+static int open_blob(struct lsm_db *db)
+{
+	uint64_t number = vset_new_file_number(db->vs);
+	int rc = db_pending_add(db, number);
+	if (rc)
+		return rc;
+	struct blob_writer *w;
+	rc = blob_writer_open(db->env, db->dir, number, &w);
+	if (!rc) {
+		/* Its name must be durable before any synced log record refers to it. */
+		int e = db->env->sync_dir(db->env, db->dir);
+		if (e) {
+			rc = st_errno(e, "sync directory %s", db->dir);
+			blob_writer_close(w);
+		}
+	}
+	if (rc) {
+		db_pending_remove(db, number);
+		return rc;
+	}
+	atomic_store_explicit(&db->blobs.growing, number, memory_order_release);
+	db->blob = w;
+	db->mem->blob_number = number;
+	return LSM_OK;
+}
+
+/* Move the group's big values into the blob file: *out is g with references in their place (or g
+ * itself when none is big), *moved the value bytes moved. The records go to the file before the log
+ * record that refers to them. REQUIRES: the caller is the leader; no lock needed. */
+static int separate_blobs(struct lsm_db *db, struct lsm_batch *g, struct lsm_batch **out, uint64_t *moved)
+{
+	struct batch_reader r;
+	struct batch_op op;
+	uint64_t seq;
+	uint32_t count;
+	size_t min = db->o.blob_min_size;
+	*out = g;
+	*moved = 0;
+	int big = 0, rc = batch_reader_init(&r, batch_payload(g), batch_payload_len(g), &seq, &count);
+	while (!rc && !big && (rc = batch_reader_next(&r, &op)) == 1)
+		big = op.type == VT_VALUE && op.value.len >= min;
+	if (rc < 0)
+		return st_error(rc, "malformed write batch");
+	if (!big)
+		return LSM_OK;
+	struct lsm_batch *b = &db->blob_batch;
+	lsm_batch_clear(b);
+	db->blob_recs.len = 0;
+	batch_reader_init(&r, batch_payload(g), batch_payload_len(g), &seq, &count);
+	while ((rc = batch_reader_next(&r, &op)) == 1) {
+		if (op.type == VT_VALUE && op.value.len >= min) {
+			struct blob_ref ref;
+			char enc[BLOB_REF_MAX];
+			if ((rc = blob_record_encode(&db->blob_recs, db->blob, op.key, op.value, &ref)))
+				return rc;
+			rc = batch_add(b, VT_BLOB, op.key, slice_make(enc, blob_ref_encode(enc, &ref)));
+			*moved += op.value.len;
+		} else {
+			rc = batch_add(b, op.type, op.key, op.value);
+		}
+		if (rc)
+			return st_error(rc, "out of memory");
+	}
+	if (rc < 0)
+		return st_error(rc, "malformed write batch");
+	batch_set_seq(b, seq);
+	if ((rc = blob_writer_append(db->blob, db->blob_recs.data, db->blob_recs.len)))
+		return rc;
+	*out = b;
+	return LSM_OK;
+}
+
 static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 {
 	if (db->o.read_only)
@@ -609,13 +704,29 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 		struct wal_writer *log = db->log;
 		if (count)
 			batch_set_seq(g, first);
+		/* (a group smaller than the threshold holds no big value) */
+		int may_blob = count && db->o.blob_min_size && batch_payload_len(g) >= db->o.blob_min_size;
+		if (may_blob && !db->blob)
+			rc = open_blob(db);
+		struct blob_writer *blob = db->blob;
 		pthread_mutex_unlock(&db->mu);
-		if (count)
-			rc = wal_append(log, WAL_REC_BATCH, g->rep.data, batch_payload_len(g));
+		struct lsm_batch *logged = g;
+		uint64_t moved = 0;
+		if (!rc && may_blob)
+			rc = separate_blobs(db, g, &logged, &moved);
+		if (!rc && count)
+			rc = wal_append(log, WAL_REC_BATCH, logged->rep.data, batch_payload_len(logged));
+		/* Blob bytes first: a synced log record never names blob bytes that are not. */
+		if (!rc && want_sync && blob)
+			rc = blob_writer_sync(blob);
 		if (!rc && want_sync)
 			rc = wal_sync(log);
 		if (!rc && count)
-			rc = memtable_apply_batch(mem, batch_payload(g), batch_payload_len(g));
+			rc = memtable_apply_batch(mem, batch_payload(logged), batch_payload_len(logged));
+		if (!rc && moved) {
+			atomic_fetch_add_explicit(&mem->blob_bytes, moved, memory_order_relaxed);
+			atomic_fetch_add_explicit(&db->st_blob_bytes_written, moved, memory_order_relaxed);
+		}
 		pthread_mutex_lock(&db->mu);
 		if (rc) {
 			/* The log may hold a partial record, or the memtable part of a batch: the store's
@@ -751,7 +862,7 @@ int lsm_get(lsm_db *db, const struct lsm_read_options *ro, const void *key, size
 			found = 1;
 			seq = me.seq;
 			type = me.type;
-			if (type == VT_VALUE && !(range_seq > seq)) {
+			if (vt_is_put(type) && !(range_seq > seq)) {
 				if (me.value.len > val->cap) {
 					void *p = realloc(val->data, me.value.len);
 					if (!p) {
@@ -781,7 +892,16 @@ int lsm_get(lsm_db *db, const struct lsm_read_options *ro, const void *key, size
 			type = c.type;
 		}
 	}
-	rc = found && type == VT_VALUE && range_seq <= seq ? LSM_OK : LSM_NOTFOUND;
+	rc = found && vt_is_put(type) && range_seq <= seq ? LSM_OK : LSM_NOTFOUND;
+	if (rc == LSM_OK && type == VT_BLOB) {
+		/* val holds the reference: decode it before the value overwrites it */
+		struct blob_ref ref;
+		if (blob_ref_decode(slice_make(val->data, val->len), &ref))
+			rc = st_error(LSM_CORRUPT, "malformed blob reference for a %zu-byte key (seqno %" PRIu64 ")",
+				      klen, seq);
+		else
+			rc = blob_read(&db->blobs, k, &ref, val);
+	}
 out:
 	sv_release(sv);
 	return rc;
@@ -936,6 +1056,18 @@ int lsm_stats_get(lsm_db *db, struct lsm_stats *st)
 	st->wal_torn_bytes = db->rec_torn_bytes;
 	st->wal_skipped_records = db->rec_skipped_records;
 	st->wal_skipped_bytes = db->rec_skipped_bytes;
+	st->blob_bytes_written = atomic_load_explicit(&db->st_blob_bytes_written, memory_order_relaxed);
+	st->blob_bytes_relocated = atomic_load_explicit(&db->st_blob_bytes_relocated, memory_order_relaxed);
+	struct blob_uses all = {0};
+	for (int l = 0; l < LSM_MAX_LEVELS; l++)
+		for (int i = 0; i < v->nfiles[l]; i++)
+			for (int b = 0; b < v->files[l][i]->blobs.n; b++) {
+				const struct blob_use *u = &v->files[l][i]->blobs.v[b];
+				st->blob_live_bytes += u->bytes;
+				blob_uses_add(&all, u->number, 0);
+			}
+	st->blob_files = (uint64_t)all.n;
+	blob_uses_free(&all);
 	pthread_mutex_unlock(&db->mu);
 	uint64_t entries;
 	cache_counts(db->block_cache, &st->block_cache_hits, &st->block_cache_misses, &entries);
@@ -999,6 +1131,42 @@ static int recovery_flush(struct lsm_db *db, struct memtable *m, struct version_
 	return rc;
 }
 
+/* Recovery: a copy of a logged batch payload with every blob reference replaced by the value it names
+ * (read back and checked), so that the tables recovery writes hold no references. *out is the payload
+ * itself when it holds none. */
+static int inline_blobs(struct lsm_db *db, struct slice payload, struct lsm_batch *tmp, struct lsm_buf *val,
+			struct slice *out)
+{
+	struct batch_reader r;
+	struct batch_op op;
+	uint64_t seq;
+	uint32_t count;
+	*out = payload;
+	int any = 0, rc = batch_reader_init(&r, payload.data, payload.len, &seq, &count);
+	while (!rc && !any && (rc = batch_reader_next(&r, &op)) == 1)
+		any = op.type == VT_BLOB;
+	if (rc < 0 || !any)
+		return rc < 0 ? rc : LSM_OK;
+	lsm_batch_clear(tmp);
+	batch_reader_init(&r, payload.data, payload.len, &seq, &count);
+	while ((rc = batch_reader_next(&r, &op)) == 1) {
+		if (op.type == VT_BLOB) {
+			if ((rc = blob_resolve(&db->blobs, op.key, op.value, val)))
+				return rc;
+			rc = batch_add(tmp, VT_VALUE, op.key, slice_make(val->data, val->len));
+		} else {
+			rc = batch_add(tmp, op.type, op.key, op.value);
+		}
+		if (rc)
+			return st_error(rc, "out of memory");
+	}
+	if (rc < 0)
+		return rc;
+	batch_set_seq(tmp, seq);
+	*out = slice_make(batch_payload(tmp), batch_payload_len(tmp));
+	return LSM_OK;
+}
+
 /* Replay every log at or after the manifest's log number into memtables (flushing full ones unless
  * read-only). On return *memp is the memtable holding the tail, *max_seq the newest seqno seen. */
 static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtable **memp, uint64_t *max_seq)
@@ -1029,7 +1197,10 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 	qsort(logs, nlogs, sizeof *logs, cmp_u64);
 
 	struct memtable *mem = memtable_new(0, db->o.write_buffer_size);
-	if (!mem) {
+	struct lsm_batch tmp;
+	struct lsm_buf val = {0};
+	if (!mem || batch_init(&tmp)) {
+		memtable_unref(mem);
 		free(logs);
 		return st_error(LSM_NOMEM, "out of memory");
 	}
@@ -1052,7 +1223,29 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 				rc = n;
 				break;
 			}
-			rc = memtable_apply_batch(mem, payload.data, payload.len);
+			struct slice plain;
+			rc = inline_blobs(db, payload, &tmp, &val, &plain);
+			if (rc == LSM_CORRUPT && wal_reader_cut(r, off)) {
+				/* Blob bytes of a write never synced did not survive: a torn tail. */
+				rc = LSM_OK;
+				break;
+			}
+			if (rc == LSM_CORRUPT && db->o.repair) {
+				if (!r->skipped_records)
+					r->first_skip_offset = off;
+				r->skipped_records++;
+				r->skipped_bytes += payload.len;
+				rc = LSM_OK;
+				continue;
+			}
+			if (rc == LSM_CORRUPT) {
+				char msg[400];
+				snprintf(msg, sizeof msg, "%s", lsm_errmsg());
+				rc = st_corrupt(path, off, "record names a damaged blob value: %s", msg);
+			}
+			if (rc)
+				break;
+			rc = memtable_apply_batch(mem, plain.data, plain.len);
 			if (rc == LSM_CORRUPT)
 				rc = st_corrupt(path, off, "malformed write batch");
 			else if (rc)
@@ -1081,6 +1274,8 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 		free(path);
 	}
 	free(logs);
+	buf_free(&tmp.rep);
+	lsm_buf_free(&val);
 	if (rc) {
 		memtable_unref(mem);
 		return rc;
@@ -1117,6 +1312,10 @@ static void db_free(struct lsm_db *db)
 	for (int i = 0; i < db->nimm; i++)
 		memtable_unref(db->imm[i]);
 	wal_writer_close(db->log);
+	blob_writer_close(db->blob);
+	blob_files_destroy(&db->blobs);
+	buf_free(&db->blob_batch.rep);
+	buf_free(&db->blob_recs);
 	vset_free(db->vs);
 	cache_free(db->table_cache);
 	cache_free(db->block_cache);
@@ -1252,7 +1451,8 @@ int lsm_open(const char *dir, const struct lsm_options *opts, lsm_db **out)
 	db->snapshots.prev = db->snapshots.next = &db->snapshots;
 	db->block_cache = cache_new(o.block_cache_size);
 	db->table_cache = cache_new((size_t)o.max_open_tables);
-	if (!db->block_cache || !db->table_cache || batch_init(&db->group)) {
+	if (!db->block_cache || !db->table_cache || batch_init(&db->group) || batch_init(&db->blob_batch) ||
+	    blob_files_init(&db->blobs, db->env, dir)) {
 		db_free(db);
 		return st_error(LSM_NOMEM, "out of memory");
 	}
@@ -1317,6 +1517,8 @@ int lsm_close(lsm_db *db)
 	int rc = db->bg_error;
 	/* Everything acknowledged is in the log; make it durable so a clean close loses nothing even on
 	 * power loss right after. */
+	if (!rc && db->blob)
+		rc = blob_writer_sync(db->blob);
 	if (!rc && db->log)
 		rc = wal_sync(db->log);
 	if (!rc && db->log)

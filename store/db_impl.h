@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "blob.h"
 #include "lsm.h"
 #include "memtable.h"
 #include "version.h"
@@ -77,6 +78,12 @@ struct lsm_db {
 	int nimm;
 	struct wal_writer *log;
 	struct lsm_batch group;      /* the leader's merged batch */
+	/* Blob files (blob.h). `blob` is the active memtable's blob file, opened by the leader (mu held)
+	 * for the first big value and closed at the memtable switch; the leader alone appends to it. */
+	struct blob_writer *blob;
+	struct lsm_batch blob_batch; /* leader: the group with big values replaced by references */
+	struct buf blob_recs;        /* leader: the group's blob records, appended at once */
+	struct blob_files blobs;     /* open blob files for reads (thread-safe) */
 	int bg_error;                /* 0 or the error that stopped writes */
 
 	/* Read path. */
@@ -108,6 +115,7 @@ struct lsm_db {
 	uint64_t st_stall_slowdowns, st_stall_stops, st_stall_imm_waits, st_stall_micros;
 	struct sharded_counter bloom_useful;
 	uint64_t rec_records, rec_torn_bytes, rec_skipped_records, rec_skipped_bytes;
+	_Atomic uint64_t st_blob_bytes_written, st_blob_bytes_relocated;
 };
 
 /* Super-version references (db.c). */

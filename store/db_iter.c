@@ -139,6 +139,7 @@ struct lsm_iter {
 	int status;
 	struct buf key;            /* current user key (a copy: the merge moves on) */
 	struct slice value;
+	struct lsm_buf blobval;    /* the current value when it lives in a blob file */
 };
 
 /* The next free source slot (it->rd never moves: sized for every source at creation). */
@@ -286,9 +287,19 @@ static void find_next(struct lsm_iter *it, int skipping)
 			break;
 		}
 		skipping = 1;
-		if ((tr & 0xff) != VT_VALUE || covered(it, uk, tr >> 8)) {
+		if (!vt_is_put(tr & 0xff) || covered(it, uk, tr >> 8)) {
 			iter_next(m);
 			continue;
+		}
+		if ((tr & 0xff) == VT_BLOB) {
+			int rc = blob_resolve(&it->db->blobs, uk, m->value, &it->blobval);
+			if (rc) {
+				it->status = rc;
+				break;
+			}
+			it->value = slice_make(it->blobval.data, it->blobval.len);
+			it->valid = 1;
+			return;
 		}
 		it->value = m->value;
 		it->valid = 1;
@@ -373,6 +384,7 @@ void lsm_iter_free(lsm_iter *it)
 	}
 	free(it->rd);
 	buf_free(&it->key);
+	lsm_buf_free(&it->blobval);
 	sv_release(it->sv);
 	free(it);
 }

@@ -20,12 +20,19 @@ enum value_type {
 	VT_DELETE = 0,       /* point tombstone */
 	VT_VALUE = 1,        /* a put */
 	VT_RANGE_DELETE = 2, /* range tombstone: key = begin, value = end (exclusive) */
-	/* 3.. reserved (value pointers into a value log, merge operands) */
+	VT_BLOB = 3,         /* a put whose value lives in a blob file: value = struct blob_ref (blob.h) */
+	/* 4.. reserved (merge operands) */
 };
 /* A seek for "newest version at or below seqno s" uses type VT_SEEK: the largest type, so
  * (key, s, VT_SEEK) sorts before every real entry (key, s, t). */
-#define VT_SEEK VT_RANGE_DELETE
-#define VT_MAX VT_RANGE_DELETE
+#define VT_SEEK VT_BLOB
+#define VT_MAX VT_BLOB
+
+/* Entry types that are a put (a live value, inline or in a blob file). */
+static inline int vt_is_put(unsigned type)
+{
+	return type == VT_VALUE || type == VT_BLOB;
+}
 
 #define SEQNO_MAX ((UINT64_C(1) << 56) - 1)
 #define IKEY_TRAILER 8

@@ -85,10 +85,32 @@ static int in_version(const struct version *v, uint64_t number)
 	return 0;
 }
 
+static int blob_in_version(const struct version *v, uint64_t number)
+{
+	for (int l = 0; l < NUM_LEVELS; l++)
+		for (int i = 0; i < v->nfiles[l]; i++)
+			for (int b = 0; b < v->files[l][i]->blobs.n; b++)
+				if (v->files[l][i]->blobs.v[b].number == number)
+					return 1;
+	return 0;
+}
+
+int lsm_inspect_blob_ref(const void *v, size_t n, uint64_t *blob_number, uint64_t *offset, uint32_t *len)
+{
+	struct blob_ref r;
+	if (blob_ref_decode(slice_make(v, n), &r))
+		return LSM_CORRUPT;
+	*blob_number = r.number;
+	*offset = r.offset;
+	*len = r.len;
+	return LSM_OK;
+}
+
 const char *lsm_inspect_file_kind(const char *name, uint64_t *number)
 {
 	switch (parse_file_name(name, number)) {
 	case SF_TABLE: return "table";
+	case SF_BLOB: return "blob";
 	case SF_LOG: return "log";
 	case SF_MANIFEST: return "manifest";
 	case SF_CURRENT: return "CURRENT";
@@ -105,6 +127,7 @@ static int files_cb(void *arg, const char *name)
 	int live = 0;
 	switch (parse_file_name(name, &number)) {
 	case SF_TABLE: live = in_version(c->v, number); break;
+	case SF_BLOB: live = blob_in_version(c->v, number); break;
 	case SF_LOG: live = number >= c->log_number; break;
 	case SF_MANIFEST: live = number == c->manifest_number; break;
 	case SF_CURRENT: live = 1; break;
@@ -293,6 +316,17 @@ int lsm_inspect_table_file(lsm_env *env, const char *path, int (*fn)(void *arg, 
 	int rc = table_open(env, path, 0, 0, NULL, &t); /* checks footer, index, filter, tombstones, props */
 	if (rc)
 		return rc;
+	/* Blob files live beside the table. */
+	struct blob_files bf = {0};
+	struct lsm_buf bval = {0};
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+	if (!dir || blob_files_init(&bf, env, dir)) {
+		free(dir);
+		table_close(t);
+		return st_error(LSM_NOMEM, "out of memory");
+	}
+	free(dir);
 	rep->size = t->size;
 	rep->format_version = t->format_version;
 	rep->prop_entries = t->props.entries;
@@ -343,9 +377,18 @@ int lsm_inspect_table_file(lsm_env *env, const char *path, int (*fn)(void *arg, 
 				break;
 			}
 			unsigned type = ikey_type(ik);
-			if (type != VT_VALUE && type != VT_DELETE) {
+			if (type != VT_VALUE && type != VT_DELETE && type != VT_BLOB) {
 				rc = st_corrupt(path, h.offset, "entry of unknown type %u", type);
 				break;
+			}
+			if (type == VT_BLOB) {
+				struct blob_ref ref;
+				if (blob_ref_decode(bi.base.value, &ref)) {
+					rc = st_corrupt(path, h.offset, "malformed blob reference");
+					break;
+				}
+				if ((rc = blob_read(&bf, ikey_user(ik), &ref, &bval)))
+					break;
 			}
 			prev.len = 0;
 			buf_append(&prev, ik.data, ik.len);
@@ -411,6 +454,8 @@ int lsm_inspect_table_file(lsm_env *env, const char *path, int (*fn)(void *arg, 
 				rep->min_seq, rep->max_seq);
 	buf_free(&prev);
 	buf_free(&prev_index);
+	blob_files_destroy(&bf);
+	lsm_buf_free(&bval);
 	table_close(t);
 	return rc;
 }

@@ -66,6 +66,9 @@ struct lsm_options {
 	int l0_slowdown_trigger;      /* level-0 tables at which each write is delayed 1 ms (default 12) */
 	int l0_stop_trigger;          /* level-0 tables at which writes wait for compaction (default 20) */
 	uint64_t level1_max_bytes;    /* target size of level 1; each next level is 10x (default 64 MiB) */
+	size_t blob_min_size;         /* values of at least this many bytes are written once to a blob file
+				       * and referenced from the tree, instead of being copied by every
+				       * flush and compaction (0: never; default 0) */
 	int disable_compaction;       /* tests: never compact in the background */
 };
 
@@ -178,6 +181,11 @@ struct lsm_stats {
 				       * durable) */
 	uint64_t wal_skipped_records; /* repair: corrupt records skipped in the middle of a log */
 	uint64_t wal_skipped_bytes;
+	/* Blob files: */
+	uint64_t blob_bytes_written;  /* value bytes written to blob files by writers */
+	uint64_t blob_bytes_relocated;/* value bytes compaction copied out of mostly-garbage blob files */
+	uint64_t blob_live_bytes;     /* value bytes the current tables reference in blob files */
+	uint64_t blob_files;          /* blob files the current tables reference */
 };
 
 int lsm_stats_get(lsm_db *db, struct lsm_stats *st);

@@ -20,7 +20,11 @@ enum lsm_entry_type {
 	LSM_ENTRY_DELETE = 0,
 	LSM_ENTRY_VALUE = 1,
 	LSM_ENTRY_RANGE_DELETE = 2, /* key = begin, value = end (exclusive) */
+	LSM_ENTRY_BLOB = 3,         /* a put whose value is in a blob file: value = the encoded reference */
 };
+
+/* Decode a reference (an LSM_ENTRY_BLOB value): LSM_OK or LSM_CORRUPT. */
+int lsm_inspect_blob_ref(const void *v, size_t n, uint64_t *blob_number, uint64_t *offset, uint32_t *len);
 
 struct lsm_table_info {
 	int level;
@@ -48,8 +52,9 @@ struct lsm_store_info {
 };
 int lsm_inspect_store(lsm_db *db, struct lsm_store_info *out);
 
-/* The store directory's files, classified. kind: "table", "log", "manifest", "CURRENT", "LOCK", "temp",
- * or "unknown"; live: whether the current state needs it (a live table, a log at or above the log
+/* The store directory's files, classified. kind: "table", "blob", "log", "manifest", "CURRENT", "LOCK",
+ * "temp", or "unknown"; live (a blob file: referenced by a live table; those of unflushed memtables
+ * count as not live): whether the current state needs it (a live table, a log at or above the log
  * number, the current manifest, CURRENT, LOCK). */
 int lsm_inspect_files(lsm_db *db, int (*fn)(void *arg, const char *name, const char *kind, uint64_t number,
 					     uint64_t size, int live),
@@ -99,7 +104,8 @@ struct lsm_table_report {
 };
 
 /* Read every block of a table file, verifying every checksum, the key order inside the table and the
- * properties against what was read; call fn for each point entry and range tombstone (fn may be NULL).
+ * properties against what was read, and every blob value the table references (in blob files of the
+ * table's directory: record checksum and key); call fn for each point entry and range tombstone (fn may be NULL).
  * Returns LSM_OK, LSM_CORRUPT (lsm_errmsg names the file and offset), or another error. */
 int lsm_inspect_table_file(lsm_env *env, const char *path, int (*fn)(void *arg, const struct lsm_raw_entry *e),
 			   void *arg, struct lsm_table_report *rep);

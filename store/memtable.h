@@ -31,6 +31,8 @@ struct memtable {
 	_Atomic uint64_t min_seq;     /* lowest seqno inserted (0: empty) */
 	_Atomic uint64_t entries;     /* point entries and tombstones */
 	_Atomic uint64_t range_count; /* range tombstones; 0 lets readers skip the lock */
+	uint64_t blob_number;         /* the blob file its references point into (0: none; blob.h) */
+	_Atomic uint64_t blob_bytes;  /* value bytes it references there (count toward its size) */
 	pthread_rwlock_t rd_lock;     /* guards rd */
 	struct rd_map *rd;
 	/* Byte span of every range tombstone, so lookups outside it skip the lock. Guarded by rd_lock. */
@@ -65,6 +67,13 @@ int memtable_get(struct memtable *m, struct slice key, uint64_t snap, struct mem
 static inline size_t memtable_bytes(const struct memtable *m)
 {
 	return arena_usage(&m->arena);
+}
+/* What the memtable stands for: its own bytes and the blob bytes it references. The write buffer
+ * budget applies to this, so a log never names more than about one budget of unflushed blob data
+ * (recovery reads all of it back). */
+static inline size_t memtable_charge(const struct memtable *m)
+{
+	return arena_usage(&m->arena) + (size_t)atomic_load_explicit(&m->blob_bytes, memory_order_relaxed);
 }
 static inline int memtable_empty(struct memtable *m)
 {

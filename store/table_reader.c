@@ -424,7 +424,7 @@ int table_get(struct table *t, struct slice key, uint64_t hash, uint64_t snap, u
 			res->seq = tr >> 8;
 			res->type = (unsigned)(tr & 0xff);
 			rc = 1;
-			if (res->type == VT_VALUE && res->value) {
+			if (vt_is_put(res->type) && res->value) {
 				struct lsm_buf *v = res->value;
 				size_t n = bi.base.value.len;
 				if (n > v->cap) {

@@ -32,6 +32,10 @@ char *path_table(const char *dir, uint64_t n)
 {
 	return fmt_path("%s/%06" PRIu64 ".sst", dir, n);
 }
+char *path_blob(const char *dir, uint64_t n)
+{
+	return fmt_path("%s/%06" PRIu64 ".blob", dir, n);
+}
 char *path_log(const char *dir, uint64_t n)
 {
 	return fmt_path("%s/%06" PRIu64 ".log", dir, n);
@@ -76,6 +80,8 @@ enum store_file parse_file_name(const char *name, uint64_t *number)
 		return parse_number(name, name + len - 4, number) ? SF_TABLE : SF_UNKNOWN;
 	if (len > 4 && !strcmp(name + len - 4, ".log"))
 		return parse_number(name, name + len - 4, number) ? SF_LOG : SF_UNKNOWN;
+	if (len > 5 && !strcmp(name + len - 5, ".blob"))
+		return parse_number(name, name + len - 5, number) ? SF_BLOB : SF_UNKNOWN;
 	if (len > 4 && !strcmp(name + len - 4, ".tmp"))
 		return SF_TEMP;
 	return SF_UNKNOWN;
@@ -101,6 +107,7 @@ void file_meta_unref(struct file_meta *f)
 	if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
 		buf_free(&f->smallest);
 		buf_free(&f->largest);
+		blob_uses_free(&f->blobs);
 		free(f);
 	}
 }
@@ -126,6 +133,8 @@ enum edit_tag {
 	ET_DELETED = 6,      /* level, number */
 	ET_ADDED = 7,        /* level, number, size, smallest, largest, min_seq, max_seq, entries, deletes,
 			      * range_dels */
+	ET_BLOB_USES = 8,    /* count, then (blob file number, value bytes) * count: of the file added just
+			      * before it */
 };
 
 void edit_init(struct version_edit *e)
@@ -202,6 +211,11 @@ int edit_encode(const struct version_edit *e, struct buf *o)
 		      buf_put_lp(o, f->smallest.data, f->smallest.len) | buf_put_lp(o, f->largest.data, f->largest.len) |
 		      buf_put_varint(o, f->min_seq) | buf_put_varint(o, f->max_seq) | buf_put_varint(o, f->entries) |
 		      buf_put_varint(o, f->deletes) | buf_put_varint(o, f->range_dels);
+		if (f->blobs.n) {
+			rc |= buf_put_varint(o, ET_BLOB_USES) | buf_put_varint(o, (uint64_t)f->blobs.n);
+			for (int b = 0; b < f->blobs.n; b++)
+				rc |= buf_put_varint(o, f->blobs.v[b].number) | buf_put_varint(o, f->blobs.v[b].bytes);
+		}
 	}
 	return rc ? LSM_NOMEM : LSM_OK;
 }
@@ -272,6 +286,21 @@ int edit_decode(struct version_edit *e, struct slice in)
 				goto nomem;
 			}
 			file_meta_unref(f); /* the edit holds it */
+			break;
+		}
+		case ET_BLOB_USES: {
+			uint64_t n;
+			if (!e->nadded || e->added[e->nadded - 1].f->blobs.n || !(p = get_varint64(p, end, &n)) ||
+			    n > (uint64_t)(end - p) / 2)
+				goto bad;
+			struct file_meta *f = e->added[e->nadded - 1].f;
+			for (uint64_t b = 0; b < n; b++) {
+				uint64_t num, bytes;
+				if (!(p = get_varint64(p, end, &num)) || !(p = get_varint64(p, end, &bytes)) || !num)
+					goto bad;
+				if (blob_uses_add(&f->blobs, num, bytes))
+					goto nomem;
+			}
 			break;
 		}
 		default:
@@ -854,7 +883,7 @@ int vset_recover(struct vset *vs)
 		}
 		if (ed.has_format) {
 			have_format = 1;
-			if (ed.format != MANIFEST_FORMAT_VERSION) {
+			if (ed.format < 1 || ed.format > MANIFEST_FORMAT_VERSION) {
 				uint32_t format = ed.format;
 				edit_free(&ed);
 				rc = st_corrupt(mpath, off, "unsupported manifest format version %u", format);
@@ -1010,6 +1039,10 @@ void vset_live_files(struct vset *vs, void (*fn)(void *arg, uint64_t number), vo
 {
 	for (struct version *v = vs->head.next; v != &vs->head; v = v->next)
 		for (int l = 0; l < NUM_LEVELS; l++)
-			for (int i = 0; i < v->nfiles[l]; i++)
-				fn(arg, v->files[l][i]->number);
+			for (int i = 0; i < v->nfiles[l]; i++) {
+				const struct file_meta *f = v->files[l][i];
+				fn(arg, f->number);
+				for (int b = 0; b < f->blobs.n; b++)
+					fn(arg, f->blobs.v[b].number);
+			}
 }

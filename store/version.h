@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "blob.h"
 #include "buf.h"
 #include "env.h"
 #include "lsm.h"
@@ -33,7 +34,8 @@ struct table;
 struct iter;
 
 #define NUM_LEVELS LSM_MAX_LEVELS
-#define MANIFEST_FORMAT_VERSION 1
+/* 2 added ET_BLOB_USES (blob files); a format-1 manifest is read as one without blob files. */
+#define MANIFEST_FORMAT_VERSION 2
 
 struct file_meta {
 	_Atomic int refs;
@@ -42,6 +44,7 @@ struct file_meta {
 	struct buf smallest, largest; /* internal keys */
 	uint64_t min_seq, max_seq;
 	uint64_t entries, deletes, range_dels;
+	struct blob_uses blobs;       /* blob files it references (blob.h), by number */
 	int being_compacted;          /* guarded by the db mutex */
 };
 
@@ -156,7 +159,8 @@ static inline uint64_t vset_new_file_number(struct vset *vs)
  * is vouched for (its bytes are known synced: wal_format.h) and damage to it is corruption, not a torn
  * tail quietly dropped. REQUIRES: no log_and_apply running. */
 int vset_seal_manifest(struct vset *vs);
-/* Mark every file of every live version in `live` (a callback per file number). */
+/* Mark every file of every live version in `live` (a callback per file number): its tables and the
+ * blob files they reference. */
 void vset_live_files(struct vset *vs, void (*fn)(void *arg, uint64_t number), void *arg);
 
 /* Table access through the table cache: a pinned table for f. */
@@ -171,12 +175,13 @@ struct iter *level_iter_new(struct vset *vs, struct file_meta **files, int n, in
 
 /* Paths of store files (caller frees). */
 char *path_table(const char *dir, uint64_t number);
+char *path_blob(const char *dir, uint64_t number);
 char *path_log(const char *dir, uint64_t number);
 char *path_manifest(const char *dir, uint64_t number);
 char *path_join(const char *dir, const char *name);
 
 /* Classify a file name of the store directory. */
-enum store_file { SF_UNKNOWN, SF_TABLE, SF_LOG, SF_MANIFEST, SF_CURRENT, SF_LOCK, SF_TEMP };
+enum store_file { SF_UNKNOWN, SF_TABLE, SF_LOG, SF_MANIFEST, SF_CURRENT, SF_LOCK, SF_TEMP, SF_BLOB };
 enum store_file parse_file_name(const char *name, uint64_t *number);
 
 #endif

@@ -190,6 +190,19 @@ static size_t next_intact(const struct wal_reader *r, size_t bad_off, int *vouch
 	return first;
 }
 
+int wal_reader_cut(struct wal_reader *r, uint64_t off)
+{
+	int vouched = 0;
+	if (r->mode != WAL_STRICT)
+		next_intact(r, (size_t)off, &vouched);
+	if (r->mode == WAL_STRICT || vouched)
+		return 0;
+	r->torn_offset = off;
+	r->torn_bytes = r->size - off;
+	r->done = 1;
+	return 1;
+}
+
 int wal_read(struct wal_reader *r, unsigned *type, struct slice *payload, uint64_t *offset)
 {
 	while (!r->done && r->off < r->size) {

@@ -511,7 +511,19 @@ static int parse_any_key(const char *text, char *key, size_t *len)
 
 static const char *entry_type(int t)
 {
-	return t == LSM_ENTRY_VALUE ? "put" : t == LSM_ENTRY_DELETE ? "delete" : t == LSM_ENTRY_RANGE_DELETE ? "range-delete" : "?";
+	return t == LSM_ENTRY_VALUE ? "put" : t == LSM_ENTRY_DELETE ? "delete" : t == LSM_ENTRY_RANGE_DELETE ? "range-delete"
+	       : t == LSM_ENTRY_BLOB ? "put (blob)" : "?";
+}
+
+/* Where a blob entry's value is: "in 000012.blob at offset 4096, 4096 bytes". */
+static void put_blob_ref(FILE *out, const void *v, size_t n)
+{
+	uint64_t num, off;
+	uint32_t len;
+	if (lsm_inspect_blob_ref(v, n, &num, &off, &len))
+		fprintf(out, "malformed reference");
+	else
+		fprintf(out, "in %06" PRIu64 ".blob at offset %" PRIu64 ", %" PRIu32 " bytes", num, off, len);
 }
 
 static int dump_version(void *arg, const struct lsm_version_info *v)
@@ -525,6 +537,9 @@ static int dump_version(void *arg, const struct lsm_version_info *v)
 	if (v->type == LSM_ENTRY_VALUE) {
 		printf(" ");
 		put_value(stdout, v->begin, v->begin_len, v->value, v->value_len);
+	} else if (v->type == LSM_ENTRY_BLOB) {
+		printf(" ");
+		put_blob_ref(stdout, v->value, v->value_len);
 	} else if (v->type == LSM_ENTRY_RANGE_DELETE) {
 		printf(" [");
 		put_key(stdout, v->begin, v->begin_len);
@@ -580,6 +595,9 @@ static int dump_entry(void *arg, const struct lsm_raw_entry *e)
 	if (e->type == LSM_ENTRY_VALUE) {
 		printf("  ");
 		put_value(stdout, e->key, e->klen, e->value, e->vlen);
+	} else if (e->type == LSM_ENTRY_BLOB) {
+		printf("  ");
+		put_blob_ref(stdout, e->value, e->vlen);
 	} else if (e->type == LSM_ENTRY_RANGE_DELETE) {
 		printf(" to ");
 		put_key(stdout, e->value, e->vlen);

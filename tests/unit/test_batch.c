@@ -252,7 +252,7 @@ START_TEST(test_malformed)
 		{"count one short", 8, 4, NOPS - 1},
 		{"count one over", 8, 4, NOPS + 1},
 		{"count absurd", 8, 4, 0xffffffffu},
-		{"unknown op type", 12, 1, 3},
+		{"unknown op type", 12, 1, 4}, /* 3 is VT_BLOB */
 		{"op type 0xff", 12, 1, 0xff},
 		{"key length past the end", 13, 1, 0x7f},
 		{"key length varint runs into the key", 13, 1, 0x80},

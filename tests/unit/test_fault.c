@@ -268,6 +268,9 @@ static const struct fmode fmodes[] = {
 };
 #define NFMODES (sizeof fmodes / sizeof fmodes[0])
 
+/* Values of at least this size go to blob files (0: none): fault_every_n_blob sets it. */
+static size_t fk_blob_min;
+
 static lsm_db *fopen_db(lsm_env *env, int *rc)
 {
 	struct lsm_options o;
@@ -281,6 +284,7 @@ static lsm_db *fopen_db(lsm_env *env, int *rc)
 	o.l0_compaction_trigger = 2;
 	o.block_cache_size = 16 << 10;
 	o.max_open_tables = 16;
+	o.blob_min_size = fk_blob_min;
 	lsm_db *db = NULL;
 	*rc = lsm_open(FK_DIR, &o, &db);
 	return db;
@@ -537,10 +541,14 @@ static void fault_sweep(uint64_t seed, int nsteps, const char *name)
 		"(%lu runs, %.1f s)\n", name, (unsigned long long)seed, nsteps, (unsigned long long)dry.calls,
 		(unsigned long long)last, NFMODES, runs, now_s() - t0);
 	fprintf(stderr, "  the workload: %llu writes, %llu flushes, %llu compactions, tables on levels 0/1/2: "
-		"%llu/%llu/%llu, last file number %llu\n", (unsigned long long)dry.st.batches,
+		"%llu/%llu/%llu, last file number %llu, %llu value bytes to blob files (%llu relocated)\n",
+		(unsigned long long)dry.st.batches,
 		(unsigned long long)dry.st.flushes, (unsigned long long)dry.st.compactions,
 		(unsigned long long)dry.st.level_tables[0], (unsigned long long)dry.st.level_tables[1],
-		(unsigned long long)dry.st.level_tables[2], (unsigned long long)dry.st.wal_number);
+		(unsigned long long)dry.st.level_tables[2], (unsigned long long)dry.st.wal_number,
+		(unsigned long long)dry.st.blob_bytes_written, (unsigned long long)dry.st.blob_bytes_relocated);
+	if (fk_blob_min)
+		ck_assert_uint_gt(dry.st.blob_bytes_written, 0);
 	for (size_t m = 0; m < NFMODES; m++) {
 		fprintf(stderr, "  %-21s", fmodes[m].name);
 		for (int o = 0; o < OC_COUNT; o++)
@@ -554,6 +562,18 @@ START_TEST(fault_every_n)
 {
 	uint64_t seed = test_seed("fault_every_n");
 	fault_sweep(seed, 60, "fault_every_n");
+}
+END_TEST
+
+/* The same with about half the values in blob files: their records must be durable before a synced log
+ * record names them, recovery must cut a log at a reference to blob bytes that did not survive, and
+ * blob files must live exactly as long as a table or memtable references them. */
+START_TEST(fault_every_n_blob)
+{
+	uint64_t seed = test_seed("fault_every_n_blob");
+	fk_blob_min = 100;
+	fault_sweep(seed, 60, "fault_every_n_blob");
+	fk_blob_min = 0;
 }
 END_TEST
 
@@ -793,6 +813,7 @@ Suite *fault_suite(void)
 	TCase *tc = tcase_create("fault");
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, fault_every_n);
+	tcase_add_test(tc, fault_every_n_blob);
 	tcase_add_test(tc, fault_every_n_scaled);
 	tcase_add_test(tc, fault_byte_flips);
 	suite_add_tcase(s, tc);

@@ -1,0 +1,121 @@
+/*
+ * blob.h - blob files: big values written once, outside the tree (key-value separation, as in WiscKey's
+ * value log and RocksDB's BlobDB).
+ *
+ * A put whose value has at least lsm_options.blob_min_size bytes is appended to the active blob file by
+ * the write leader; the log record, the memtable and the tables hold a reference instead (a VT_BLOB
+ * entry whose value is the encoded struct blob_ref). Flushes and compactions then copy only references,
+ * so a big value costs one write instead of one per level (docs/format.md, "Blob files").
+ *
+ * Durability: the leader appends a group's blob records before its log record and syncs the blob file
+ * before the log whenever it syncs the log, so a synced log record never names unsynced blob bytes.
+ * Recovery reads every reference of the replayed logs back into the memtable as a plain value (checking
+ * the record), so tables written by recovery hold no references into files no table tracks.
+ *
+ * Liveness: each table's file_meta lists the blob files it references and the value bytes it references
+ * in each (struct blob_use, recorded in the manifest). A blob file is deleted once no live version's
+ * table and no unflushed memtable references it. Compaction copies the values still referenced out of
+ * blob files whose referenced bytes fell below half their size (relocation), so overwritten values do
+ * not pin whole files forever.
+ *
+ * Threads: a blob_writer belongs to one thread at a time. struct blob_files (open files for reading) is
+ * thread-safe; reads of one file run concurrently.
+ */
+#ifndef LSM_BLOB_H
+#define LSM_BLOB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "coding.h"
+#include "env.h"
+#include "lsm.h"
+
+#define BLOB_MAGIC "LSMBLOB1"
+#define BLOB_FORMAT_VERSION 1
+#define BLOB_HEADER_SIZE 16     /* magic[8], u32 version, u32 zero */
+#define BLOB_REC_HEADER 12      /* u32 checksum (low 32 bits of XXH3 of the rest), u32 klen, u32 vlen */
+#define BLOB_REF_MAX 30         /* three varints */
+
+/* Where a value lives: the record at `offset` of blob file `number`, holding a value of `len` bytes. */
+struct blob_ref {
+	uint64_t number;
+	uint64_t offset;
+	uint32_t len;
+};
+
+size_t blob_ref_encode(char *dst, const struct blob_ref *r);
+/* LSM_OK or LSM_CORRUPT (the caller names where the reference came from). */
+int blob_ref_decode(struct slice v, struct blob_ref *r);
+
+/* Per-table bookkeeping: value bytes a table references in one blob file. */
+struct blob_use {
+	uint64_t number;
+	uint64_t bytes;
+};
+struct blob_uses {
+	struct blob_use *v;
+	int n, cap;
+};
+/* Add bytes to the entry for number (kept sorted by number). LSM_OK or LSM_NOMEM. */
+int blob_uses_add(struct blob_uses *u, uint64_t number, uint64_t bytes);
+/* If the entry (ikey, value) is a reference, count it. LSM_OK, LSM_CORRUPT (bad reference), LSM_NOMEM. */
+int blob_uses_note(struct blob_uses *u, struct slice ikey, struct slice value);
+void blob_uses_free(struct blob_uses *u);
+
+/* An append-only blob file being written. */
+struct blob_writer {
+	lsm_env *env;
+	lsm_wfile *f;
+	uint64_t number;
+	uint64_t offset;       /* bytes appended (header included) */
+	uint64_t synced;       /* bytes known durable */
+	uint64_t written_back; /* bytes handed to env->writeback */
+	char *path;
+};
+
+/* Create blob file `number` in dir (truncating) and write its header. */
+int blob_writer_open(lsm_env *env, const char *dir, uint64_t number, struct blob_writer **out);
+/* Encode one record (key, value) at the end of recs; *ref says where it will live once recs is
+ * appended at the writer's current offset + base (base: bytes of recs already pending). */
+int blob_record_encode(struct buf *recs, const struct blob_writer *w, struct slice key, struct slice value,
+		       struct blob_ref *ref);
+/* Append encoded records (one env append). A failure leaves the file in an unknown state. */
+int blob_writer_append(struct blob_writer *w, const void *recs, size_t n);
+/* Make every appended byte durable (nothing to do if it already is). */
+int blob_writer_sync(struct blob_writer *w);
+/* Close (no sync) and free; NULL is ignored. */
+int blob_writer_close(struct blob_writer *w);
+
+/* Open blob files for reading, kept open (and, once they can no longer grow, mapped) between reads. */
+#define BLOB_OPEN_MAX 64
+struct blob_files {
+	lsm_env *env;
+	char *dir;
+	pthread_mutex_t mu;
+	_Atomic uint64_t growing;  /* the blob file the write leader appends to (never mapped) */
+	uint64_t tick;
+	struct blob_open {
+		uint64_t number;       /* 0: free slot */
+		lsm_rfile *f;
+		const char *map;       /* NULL: read with pread */
+		uint64_t size;         /* mapped bytes */
+		int refs;
+		int doomed;            /* close when the last reader leaves */
+		uint64_t used;
+	} slot[BLOB_OPEN_MAX];
+};
+
+int blob_files_init(struct blob_files *bf, lsm_env *env, const char *dir);
+void blob_files_destroy(struct blob_files *bf);
+/* Forget file `number` (it was deleted, or stopped growing and may now be mapped). */
+void blob_files_evict(struct blob_files *bf, uint64_t number);
+/* Read the value ref points at into out, checking the record's checksum and that it belongs to key.
+ * LSM_OK, LSM_CORRUPT / LSM_IOERR naming the blob file and offset, LSM_NOMEM. */
+int blob_read(struct blob_files *bf, struct slice key, const struct blob_ref *ref, struct lsm_buf *out);
+/* Resolve a reference value (an entry of type VT_BLOB) for key into out. */
+int blob_resolve(struct blob_files *bf, struct slice key, struct slice refval, struct lsm_buf *out);
+
+#endif
