@@ -1544,8 +1544,7 @@ static void lseek_inode(fuse_req_t req, struct inode *in, fuse_ino_t ino, off_t 
 		}
 		if (dk.blockno != expect)
 			break; /* a missing block: the hole starts at `expect` */
-		size_t vl;
-		lsm_iter_value(it, &vl);
+		size_t vl = lsm_iter_value_size(it);
 		expect++;
 		if (vl < bs)
 			break; /* a short block ends the data */

@@ -69,7 +69,8 @@ int blob_uses_note(struct blob_uses *u, struct slice ikey, struct slice value)
 	struct blob_ref r;
 	if (blob_ref_decode(value, &r))
 		return LSM_CORRUPT;
-	return blob_uses_add(u, r.number, r.len);
+	/* Whole record bytes, so that a fully referenced file counts as its whole size. */
+	return blob_uses_add(u, r.number, BLOB_REC_HEADER + (ikey.len - IKEY_TRAILER) + r.len);
 }
 
 void blob_uses_free(struct blob_uses *u)
@@ -108,8 +109,8 @@ int blob_writer_open(lsm_env *env, const char *dir, uint64_t number, struct blob
 	put_u32le(h + 12, 0);
 	int rc = blob_writer_append(w, h, sizeof h);
 	if (rc) {
-		blob_writer_close(w);
 		env->unlink(env, w->path);
+		blob_writer_close(w);
 		return rc;
 	}
 	*out = w;

@@ -50,7 +50,7 @@ size_t blob_ref_encode(char *dst, const struct blob_ref *r);
 /* LSM_OK or LSM_CORRUPT (the caller names where the reference came from). */
 int blob_ref_decode(struct slice v, struct blob_ref *r);
 
-/* Per-table bookkeeping: value bytes a table references in one blob file. */
+/* Per-table bookkeeping: record bytes (header, key, value) a table references in one blob file. */
 struct blob_use {
 	uint64_t number;
 	uint64_t bytes;

@@ -502,6 +502,9 @@ static int pick_relocations(struct cjob *j)
 	return rc ? st_error(rc, "out of memory") : LSM_OK;
 }
 
+/* Value bytes one compaction relocates at most. */
+#define RELOCATE_MAX(db) (4 * (uint64_t)(db)->o.table_target_size)
+
 /* Write the pending relocated records to the compaction's blob file. */
 static int flush_relocated(struct cjob *j)
 {
@@ -520,6 +523,10 @@ static int maybe_relocate(struct cjob *j, struct slice uk, struct slice *value, 
 	if (blob_ref_decode(*value, &ref))
 		return st_error(LSM_CORRUPT, "malformed blob reference in a compaction input");
 	if (!j->nreloc || !bsearch(&ref.number, j->reloc, (size_t)j->nreloc, sizeof *j->reloc, cmp_number))
+		return LSM_OK;
+	/* A table of references can name gigabytes of values: copy at most a bounded amount per
+	 * compaction (the space reserve covers about a compaction's outputs), later ones go on. */
+	if (j->relocated + ref.len > RELOCATE_MAX(j->db))
 		return LSM_OK;
 	struct lsm_db *db = j->db;
 	int rc = blob_read(&db->blobs, uk, &ref, &j->val);

@@ -280,6 +280,10 @@ void db_delete_obsolete_files(struct lsm_db *db)
 	vset_live_files(db->vs, live_add, &s.live);
 	for (int i = 0; i < db->npending; i++)
 		live_add(&s.live, db->pending_outputs[i]);
+	pthread_mutex_lock(&db->pin_mu);
+	for (int i = 0; i < db->npins; i++)
+		live_add(&s.live, db->blob_pins[i]);
+	pthread_mutex_unlock(&db->pin_mu);
 	if (s.live.oom) {
 		free(s.live.v);
 		return;
@@ -431,8 +435,6 @@ static int flush_one(struct lsm_db *db)
 		edit_free(&e);
 	}
 	db_pending_remove(db, number);
-	if (!rc && m->blob_number)
-		db_pending_remove(db, m->blob_number); /* the table references it now */
 	if (!rc) {
 		db->st_flushes++;
 		db->st_bytes_flushed += empty ? 0 : f->size;
@@ -498,7 +500,7 @@ static int switch_memtable(struct lsm_db *db)
 	if (db->blob) {
 		/* Sealed: never appended to again, so readers may map it from now on. */
 		uint64_t bn = db->blob->number;
-		blob_writer_close(db->blob);
+		(void)blob_writer_close(db->blob); /* synced above: a close error loses nothing */
 		db->blob = NULL;
 		atomic_store_explicit(&db->blobs.growing, 0, memory_order_release);
 		blob_files_evict(&db->blobs, bn);
@@ -597,11 +599,45 @@ static struct lsm_batch *build_group(struct lsm_db *db, struct writer **last, in
 	return result;
 }
 
+/* A memtable that referred to blob file `number` is gone (memtable.h). */
+static void blob_unpin(void *arg, uint64_t number)
+{
+	struct lsm_db *db = arg;
+	pthread_mutex_lock(&db->pin_mu);
+	for (int i = 0; i < db->npins; i++)
+		if (db->blob_pins[i] == number) {
+			db->blob_pins[i] = db->blob_pins[--db->npins];
+			break;
+		}
+	pthread_mutex_unlock(&db->pin_mu);
+}
+
+static int blob_pin(struct lsm_db *db, uint64_t number)
+{
+	pthread_mutex_lock(&db->pin_mu);
+	int rc = LSM_OK;
+	if (db->npins == db->cappins) {
+		int cap = db->cappins ? 2 * db->cappins : 8;
+		uint64_t *p = realloc(db->blob_pins, (size_t)cap * sizeof *p);
+		if (p) {
+			db->blob_pins = p;
+			db->cappins = cap;
+		} else {
+			rc = st_error(LSM_NOMEM, "out of memory");
+		}
+	}
+	if (!rc)
+		db->blob_pins[db->npins++] = number;
+	pthread_mutex_unlock(&db->pin_mu);
+	return rc;
+}
+
 /* Open the active memtable's blob file. REQUIRES: mu held, caller is the leader, db->blob NULL. */
 static int open_blob(struct lsm_db *db)
 {
 	uint64_t number = vset_new_file_number(db->vs);
-	int rc = db_pending_add(db, number);
+	/* Pinned from before the file exists until the memtable that refers to it is freed. */
+	int rc = blob_pin(db, number);
 	if (rc)
 		return rc;
 	struct blob_writer *w;
@@ -615,12 +651,14 @@ static int open_blob(struct lsm_db *db)
 		}
 	}
 	if (rc) {
-		db_pending_remove(db, number);
+		blob_unpin(db, number);
 		return rc;
 	}
 	atomic_store_explicit(&db->blobs.growing, number, memory_order_release);
 	db->blob = w;
 	db->mem->blob_number = number;
+	db->mem->blob_release = blob_unpin;
+	db->mem->blob_release_arg = db;
 	return LSM_OK;
 }
 
@@ -1133,26 +1171,30 @@ static int recovery_flush(struct lsm_db *db, struct memtable *m, struct version_
 
 /* Recovery: a copy of a logged batch payload with every blob reference replaced by the value it names
  * (read back and checked), so that the tables recovery writes hold no references. *out is the payload
- * itself when it holds none. */
+ * itself when it holds none. A malformed batch is left to memtable_apply_batch to report; a reference
+ * that cannot be read returns its error with *blob_bad set. */
 static int inline_blobs(struct lsm_db *db, struct slice payload, struct lsm_batch *tmp, struct lsm_buf *val,
-			struct slice *out)
+			struct slice *out, int *blob_bad)
 {
 	struct batch_reader r;
 	struct batch_op op;
 	uint64_t seq;
 	uint32_t count;
 	*out = payload;
+	*blob_bad = 0;
 	int any = 0, rc = batch_reader_init(&r, payload.data, payload.len, &seq, &count);
 	while (!rc && !any && (rc = batch_reader_next(&r, &op)) == 1)
 		any = op.type == VT_BLOB;
 	if (rc < 0 || !any)
-		return rc < 0 ? rc : LSM_OK;
+		return LSM_OK; /* (malformed: the apply reports it) */
 	lsm_batch_clear(tmp);
 	batch_reader_init(&r, payload.data, payload.len, &seq, &count);
 	while ((rc = batch_reader_next(&r, &op)) == 1) {
 		if (op.type == VT_BLOB) {
-			if ((rc = blob_resolve(&db->blobs, op.key, op.value, val)))
+			if ((rc = blob_resolve(&db->blobs, op.key, op.value, val))) {
+				*blob_bad = 1;
 				return rc;
+			}
 			rc = batch_add(tmp, VT_VALUE, op.key, slice_make(val->data, val->len));
 		} else {
 			rc = batch_add(tmp, op.type, op.key, op.value);
@@ -1160,8 +1202,10 @@ static int inline_blobs(struct lsm_db *db, struct slice payload, struct lsm_batc
 		if (rc)
 			return st_error(rc, "out of memory");
 	}
-	if (rc < 0)
-		return rc;
+	if (rc < 0) {
+		*out = payload;
+		return LSM_OK;
+	}
 	batch_set_seq(tmp, seq);
 	*out = slice_make(batch_payload(tmp), batch_payload_len(tmp));
 	return LSM_OK;
@@ -1224,13 +1268,14 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 				break;
 			}
 			struct slice plain;
-			rc = inline_blobs(db, payload, &tmp, &val, &plain);
-			if (rc == LSM_CORRUPT && wal_reader_cut(r, off)) {
+			int blob_bad;
+			rc = inline_blobs(db, payload, &tmp, &val, &plain, &blob_bad);
+			if (blob_bad && rc == LSM_CORRUPT && wal_reader_cut(r, off)) {
 				/* Blob bytes of a write never synced did not survive: a torn tail. */
 				rc = LSM_OK;
 				break;
 			}
-			if (rc == LSM_CORRUPT && db->o.repair) {
+			if (blob_bad && rc == LSM_CORRUPT && db->o.repair) {
 				if (!r->skipped_records)
 					r->first_skip_offset = off;
 				r->skipped_records++;
@@ -1238,7 +1283,7 @@ static int replay_logs(struct lsm_db *db, struct version_edit *e, struct memtabl
 				rc = LSM_OK;
 				continue;
 			}
-			if (rc == LSM_CORRUPT) {
+			if (blob_bad && rc == LSM_CORRUPT) {
 				char msg[400];
 				snprintf(msg, sizeof msg, "%s", lsm_errmsg());
 				rc = st_corrupt(path, off, "record names a damaged blob value: %s", msg);
@@ -1316,6 +1361,8 @@ static void db_free(struct lsm_db *db)
 	blob_files_destroy(&db->blobs);
 	buf_free(&db->blob_batch.rep);
 	buf_free(&db->blob_recs);
+	free(db->blob_pins);
+	pthread_mutex_destroy(&db->pin_mu);
 	vset_free(db->vs);
 	cache_free(db->table_cache);
 	cache_free(db->block_cache);
@@ -1446,6 +1493,7 @@ int lsm_open(const char *dir, const struct lsm_options *opts, lsm_db **out)
 	db->env = o.env ? o.env : lsm_env_posix();
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_mutex_init(&db->sv_mu, NULL);
+	pthread_mutex_init(&db->pin_mu, NULL);
 	pthread_cond_init(&db->bg_cv, NULL);
 	pthread_cond_init(&db->done_cv, NULL);
 	db->snapshots.prev = db->snapshots.next = &db->snapshots;

@@ -84,6 +84,12 @@ struct lsm_db {
 	struct lsm_batch blob_batch; /* leader: the group with big values replaced by references */
 	struct buf blob_recs;        /* leader: the group's blob records, appended at once */
 	struct blob_files blobs;     /* open blob files for reads (thread-safe) */
+	/* Blob files some memtable still refers to (until its last reference goes: readers of old
+	 * super-versions resolve through it). Own lock: the release runs wherever a memtable dies,
+	 * sometimes with mu held (order: mu before pin_mu). */
+	pthread_mutex_t pin_mu;
+	uint64_t *blob_pins;
+	int npins, cappins;
 	int bg_error;                /* 0 or the error that stopped writes */
 
 	/* Read path. */

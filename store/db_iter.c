@@ -140,6 +140,8 @@ struct lsm_iter {
 	struct buf key;            /* current user key (a copy: the merge moves on) */
 	struct slice value;
 	struct lsm_buf blobval;    /* the current value when it lives in a blob file */
+	int blob_pending;          /* value is still the reference: read on lsm_iter_value (key-only
+				    * walks never read blob files) */
 };
 
 /* The next free source slot (it->rd never moves: sized for every source at creation). */
@@ -291,16 +293,7 @@ static void find_next(struct lsm_iter *it, int skipping)
 			iter_next(m);
 			continue;
 		}
-		if ((tr & 0xff) == VT_BLOB) {
-			int rc = blob_resolve(&it->db->blobs, uk, m->value, &it->blobval);
-			if (rc) {
-				it->status = rc;
-				break;
-			}
-			it->value = slice_make(it->blobval.data, it->blobval.len);
-			it->valid = 1;
-			return;
-		}
+		it->blob_pending = (tr & 0xff) == VT_BLOB;
 		it->value = m->value;
 		it->valid = 1;
 		return;
@@ -361,8 +354,30 @@ const void *lsm_iter_key(const lsm_iter *it, size_t *klen)
 	return it->key.data;
 }
 
-const void *lsm_iter_value(const lsm_iter *it, size_t *vlen)
+size_t lsm_iter_value_size(const lsm_iter *it)
 {
+	struct blob_ref ref;
+	if (it->blob_pending && !blob_ref_decode(it->value, &ref))
+		return ref.len;
+	return it->value.len; /* (a malformed reference: lsm_iter_value reports it) */
+}
+
+const void *lsm_iter_value(const lsm_iter *cit, size_t *vlen)
+{
+	/* The handle is ours and never const underneath: reading a blob value fills its buffer. */
+	lsm_iter *it = (lsm_iter *)cit;
+	if (it->blob_pending) {
+		int rc = blob_resolve(&it->db->blobs, slice_make(it->key.data, it->key.len), it->value, &it->blobval);
+		if (rc) {
+			/* The walk ends here; lsm_iter_status tells why. */
+			it->status = rc;
+			it->valid = 0;
+			*vlen = 0;
+			return NULL;
+		}
+		it->blob_pending = 0;
+		it->value = slice_make(it->blobval.data, it->blobval.len);
+	}
 	*vlen = it->value.len;
 	return it->value.data;
 }

@@ -130,7 +130,8 @@ int lsm_get(lsm_db *db, const struct lsm_read_options *ro, const void *key, size
 
 /* Iterators see one consistent state (the snapshot's, or the newest at creation) in key order.
  * REQUIRES for key/value/next: lsm_iter_valid(). key/value point into the iterator and stay valid until
- * the next move. A read error makes the iterator invalid; lsm_iter_status tells it. */
+ * the next move. A read error makes the iterator invalid; lsm_iter_status tells it. Values kept in blob
+ * files are read by lsm_iter_value, which returns NULL (length 0) and ends the walk if that read fails. */
 lsm_iter *lsm_iter_new(lsm_db *db, const struct lsm_read_options *ro);
 void lsm_iter_seek_first(lsm_iter *it);
 void lsm_iter_seek(lsm_iter *it, const void *key, size_t klen); /* first key >= key */
@@ -138,6 +139,8 @@ void lsm_iter_next(lsm_iter *it);
 int lsm_iter_valid(const lsm_iter *it);
 const void *lsm_iter_key(const lsm_iter *it, size_t *klen);
 const void *lsm_iter_value(const lsm_iter *it, size_t *vlen);
+/* The current value's length, without reading a value kept in a blob file. */
+size_t lsm_iter_value_size(const lsm_iter *it);
 int lsm_iter_status(const lsm_iter *it);
 void lsm_iter_free(lsm_iter *it);
 
@@ -184,7 +187,7 @@ struct lsm_stats {
 	/* Blob files: */
 	uint64_t blob_bytes_written;  /* value bytes written to blob files by writers */
 	uint64_t blob_bytes_relocated;/* value bytes compaction copied out of mostly-garbage blob files */
-	uint64_t blob_live_bytes;     /* value bytes the current tables reference in blob files */
+	uint64_t blob_live_bytes;     /* blob record bytes the current tables reference */
 	uint64_t blob_files;          /* blob files the current tables reference */
 };
 

@@ -40,6 +40,8 @@ void memtable_unref(struct memtable *m)
 {
 	if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	if (m->blob_number && m->blob_release)
+		m->blob_release(m->blob_release_arg, m->blob_number);
 	arena_free(&m->arena);
 	rd_map_free(m->rd);
 	free(m->rd_lo.data);

@@ -32,6 +32,10 @@ struct memtable {
 	_Atomic uint64_t entries;     /* point entries and tombstones */
 	_Atomic uint64_t range_count; /* range tombstones; 0 lets readers skip the lock */
 	uint64_t blob_number;         /* the blob file its references point into (0: none; blob.h) */
+	/* Called once when the last reference goes (any thread, any lock held): readers of old
+	 * super-versions may still resolve references through it until then. */
+	void (*blob_release)(void *arg, uint64_t blob_number);
+	void *blob_release_arg;
 	_Atomic uint64_t blob_bytes;  /* value bytes it references there (count toward its size) */
 	pthread_rwlock_t rd_lock;     /* guards rd */
 	struct rd_map *rd;

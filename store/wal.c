@@ -193,9 +193,10 @@ static size_t next_intact(const struct wal_reader *r, size_t bad_off, int *vouch
 int wal_reader_cut(struct wal_reader *r, uint64_t off)
 {
 	int vouched = 0;
-	if (r->mode != WAL_STRICT)
-		next_intact(r, (size_t)off, &vouched);
-	if (r->mode == WAL_STRICT || vouched)
+	if (r->mode != WAL_TAIL_OK) /* repair skips the one record instead */
+		return 0;
+	next_intact(r, (size_t)off, &vouched);
+	if (vouched)
 		return 0;
 	r->torn_offset = off;
 	r->torn_bytes = r->size - off;

@@ -71,9 +71,9 @@ int wal_read(struct wal_reader *r, unsigned *type, struct slice *payload, uint64
 struct batch_reader;
 int wal_read_batch(struct wal_reader *r, struct slice *payload, uint64_t *offset, struct batch_reader *br,
 		   uint64_t *seq, uint32_t *count);
-/* The intact record at off names data that is gone (a blob record never synced): if this log may have a
- * torn tail (not WAL_STRICT) and no later record vouches that off was synced, end the log there as a
- * torn tail and return 1; else return 0 (the caller reports corruption). */
+/* The intact record at off names data that is gone (a blob record never synced): if this is the newest
+ * log (WAL_TAIL_OK) and no later record vouches that off was synced, end the log there as a torn tail
+ * and return 1; else return 0 (the caller reports corruption, or skips the record in repair mode). */
 int wal_reader_cut(struct wal_reader *r, uint64_t off);
 void wal_reader_close(struct wal_reader *r);
 

@@ -61,6 +61,7 @@ struct fsck {
 	int ncounts;
 	/* What the checks covered (the summary). */
 	uint64_t tables, table_bytes, log_files, log_bytes, log_records;
+	uint64_t blob_files, blob_file_bytes, blob_refs, blob_ref_bytes;
 	uint64_t inodes, dirents, blocks, xattrs, symlinks, orphans;
 	int fs_checked;          /* the filesystem pass ran to the end */
 	double t0;

@@ -376,7 +376,7 @@ int inspect_stat(struct fsck *c, const char *path)
 		const char *ik = lsm_iter_key(it, &kl);
 		if (kl < pl || memcmp(ik, k, pl))
 			break;
-		lsm_iter_value(it, &vl);
+		vl = lsm_iter_value_size(it);
 		nblocks++;
 		bytes += vl;
 	}

@@ -97,6 +97,9 @@ static void summary(struct fsck *c)
 	printf("lsmfsck: checked %" PRIu64 " table%s (%" PRIu64 " bytes), %" PRIu64 " log%s (%" PRIu64 " records)",
 	       c->tables, c->tables == 1 ? "" : "s", c->table_bytes, c->log_files, c->log_files == 1 ? "" : "s",
 	       c->log_records);
+	if (c->blob_files || c->blob_refs)
+		printf(", %" PRIu64 " blob file%s (%" PRIu64 " bytes; %" PRIu64 " references to %" PRIu64 " value bytes checked)",
+		       c->blob_files, c->blob_files == 1 ? "" : "s", c->blob_file_bytes, c->blob_refs, c->blob_ref_bytes);
 	if (c->fs_checked)
 		printf(", %" PRIu64 " inodes, %" PRIu64 " entries, %" PRIu64 " blocks, %" PRIu64 " xattrs, %" PRIu64
 		       " symlinks, %" PRIu64 " orphans",

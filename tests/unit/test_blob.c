@@ -186,6 +186,35 @@ START_TEST(blob_garbage)
 }
 END_TEST
 
+/* An iterator holds the memtable that referred to a blob file: a flush and a compaction that drop
+ * every reference meanwhile must not delete the file under it. */
+START_TEST(blob_pinned_by_iterator)
+{
+	lsm_db *db = bopen(64 << 20);
+	static char v[10000];
+	size_t n = make_value(1, 9, v);
+	ck_assert_int_eq(lsm_put(db, "k1", 2, v, n, 0), LSM_OK);
+	lsm_iter *it = lsm_iter_new(db, NULL);
+	ck_assert_int_eq(lsm_delete(db, "k1", 2, 0), LSM_OK);
+	ck_assert_int_eq(lsm_flush(db), LSM_OK);
+	ck_assert_int_eq(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+	lsm_iter_seek_first(it);
+	ck_assert_msg(lsm_iter_valid(it), "iterator: %s", lsm_errmsg());
+	ck_assert_uint_eq(lsm_iter_value_size(it), n);
+	size_t vl;
+	const char *got = lsm_iter_value(it, &vl);
+	ck_assert_msg(got && vl == n && !memcmp(got, v, n), "value through the old memtable: %s", lsm_errmsg());
+	lsm_iter_free(it);
+	/* Released: the next obsolete-file pass (after any flush) deletes it. */
+	ck_assert_int_eq(lsm_put(db, "k2", 2, "x", 1, 0), LSM_OK);
+	ck_assert_int_eq(lsm_flush(db), LSM_OK);
+	struct blob_count c = {0};
+	ck_assert_int_eq(lsm_inspect_files(db, count_blob_files, &c), 0);
+	ck_assert_int_eq(c.blobs, 0);
+	ck_assert_int_eq(lsm_close(db), LSM_OK);
+}
+END_TEST
+
 struct names {
 	char blob[64], table[64];
 };
@@ -250,6 +279,7 @@ Suite *blob_suite(void)
 	tcase_add_test(tc, blob_recovery);
 	tcase_add_test(tc, blob_garbage);
 	tcase_add_test(tc, blob_damage);
+	tcase_add_test(tc, blob_pinned_by_iterator);
 	suite_add_tcase(s, tc);
 	return s;
 }
