@@ -342,7 +342,8 @@ int db_install_edit(struct lsm_db *db, struct version_edit *e)
 
 /* ---------------------------------------------------------------- flush */
 
-/* Write memtable m as table `number`; fills f (size, keys, seqnos). No lock held. */
+/* Write memtable m as table `number`; fills f (size, keys, seqnos). LSM_NOTFOUND: it held nothing a
+ * table keeps (no file is left). No lock held. */
 static int write_memtable(struct lsm_db *db, struct memtable *m, uint64_t number, struct file_meta *f)
 {
 	char *path = path_table(db->dir, number);
@@ -379,6 +380,13 @@ static int write_memtable(struct lsm_db *db, struct memtable *m, uint64_t number
 	} else {
 		rc = table_builder_finish(tb, &props, &f->size);
 	}
+	if (!rc && props.entries + props.range_dels == 0) {
+		/* Only empty range deletes (begin >= end), which hide nothing and which the builder
+		 * leaves out: a table of nothing has no key range, so it must not join a level. */
+		table_props_free(&props);
+		f->size = 0;
+		rc = LSM_NOTFOUND;
+	}
 	if (rc) {
 		db->env->unlink(db->env, path);
 		free(path);
@@ -413,7 +421,10 @@ static int flush_one(struct lsm_db *db)
 	 * or below, before the manifest names it. */
 	if (!empty) {
 		rc = write_memtable(db, m, number, f);
-		if (!rc) {
+		if (rc == LSM_NOTFOUND) {
+			rc = LSM_OK;
+			empty = 1;
+		} else if (!rc) {
 			int e = db->env->sync_dir(db->env, db->dir);
 			if (e)
 				rc = st_errno(e, "sync directory %s", db->dir);
@@ -1159,6 +1170,10 @@ static int recovery_flush(struct lsm_db *db, struct memtable *m, struct version_
 	if (!f)
 		return st_error(LSM_NOMEM, "out of memory");
 	int rc = write_memtable(db, m, number, f);
+	if (rc == LSM_NOTFOUND) {
+		file_meta_unref(f);
+		return LSM_OK;
+	}
 	if (!rc && edit_add_file(e, 0, f))
 		rc = st_error(LSM_NOMEM, "out of memory");
 	if (!rc) {
