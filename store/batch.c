@@ -107,6 +107,32 @@ int batch_add(struct lsm_batch *b, unsigned type, struct slice key, struct slice
 	return rc;
 }
 
+int batch_rewrite(struct slice payload, const struct batch_rewriter *rw, struct lsm_batch *out, int *changed)
+{
+	struct batch_reader r;
+	struct batch_op op;
+	uint64_t seq;
+	uint32_t count;
+	*changed = 0;
+	int rc = batch_reader_init(&r, payload.data, payload.len, &seq, &count);
+	while (!rc && !*changed && (rc = batch_reader_next(&r, &op)) == 1)
+		*changed = rw->wants(rw->ctx, &op);
+	if (rc < 0 || !*changed)
+		return rc < 0 ? rc : LSM_OK;
+	lsm_batch_clear(out);
+	batch_reader_init(&r, payload.data, payload.len, &seq, &count);
+	while ((rc = batch_reader_next(&r, &op)) == 1) {
+		if (rw->wants(rw->ctx, &op) && (rc = rw->map(rw->ctx, &op)) < 0)
+			return rc;
+		if ((rc = batch_add(out, op.type, op.key, op.value)))
+			return rc;
+	}
+	if (rc < 0)
+		return rc;
+	batch_set_seq(out, seq);
+	return LSM_OK;
+}
+
 void batch_set_seq(struct lsm_batch *b, uint64_t seq)
 {
 	char *p = batch_payload(b);

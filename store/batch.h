@@ -53,4 +53,15 @@ int batch_reader_init(struct batch_reader *r, const char *payload, size_t len, u
 /* 1: *op filled; 0: end; LSM_CORRUPT: malformed op or count mismatch. */
 int batch_reader_next(struct batch_reader *r, struct batch_op *op);
 
+/* Copy a payload (seqno included) into out with the ops that `wants` selects rewritten by `map` (which
+ * sets op->type / op->value, valid until its next call, or returns an error that stops the copy). When
+ * no op is selected, out is left alone and *changed is 0: a first pass only looks. Errors: map's, the
+ * batch's own (LSM_NOMEM, LSM_INVAL), LSM_CORRUPT for a malformed payload. */
+struct batch_rewriter {
+	int (*wants)(void *ctx, const struct batch_op *op);
+	int (*map)(void *ctx, struct batch_op *op);
+	void *ctx;
+};
+int batch_rewrite(struct slice payload, const struct batch_rewriter *rw, struct lsm_batch *out, int *changed);
+
 #endif

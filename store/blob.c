@@ -5,14 +5,12 @@
 #include <string.h>
 
 #include "blob.h"
+#include "cache.h"
 #include "dbformat.h"
 #include "hash.h"
 #include "status.h"
 #include "version.h"
-
-/* Appended bytes between writeback hints (as for the log: the sync at the memtable switch then finds
- * the file mostly on the device already). */
-#define BLOB_WRITEBACK_BYTES (1u << 20)
+#include "wal.h"
 
 /* ---------------------------------------------------------------- references */
 
@@ -33,7 +31,8 @@ int blob_ref_decode(struct slice v, struct blob_ref *r)
 	return LSM_OK;
 }
 
-int blob_uses_add(struct blob_uses *u, uint64_t number, uint64_t bytes)
+/* Index of the first entry >= number. */
+static int uses_lower_bound(const struct blob_uses *u, uint64_t number)
 {
 	int lo = 0, hi = u->n;
 	while (lo < hi) {
@@ -43,6 +42,18 @@ int blob_uses_add(struct blob_uses *u, uint64_t number, uint64_t bytes)
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+const struct blob_use *blob_uses_find(const struct blob_uses *u, uint64_t number)
+{
+	int i = uses_lower_bound(u, number);
+	return i < u->n && u->v[i].number == number ? &u->v[i] : NULL;
+}
+
+int blob_uses_add(struct blob_uses *u, uint64_t number, uint64_t bytes)
+{
+	int lo = uses_lower_bound(u, number);
 	if (lo < u->n && u->v[lo].number == number) {
 		u->v[lo].bytes += bytes;
 		return LSM_OK;
@@ -69,8 +80,7 @@ int blob_uses_note(struct blob_uses *u, struct slice ikey, struct slice value)
 	struct blob_ref r;
 	if (blob_ref_decode(value, &r))
 		return LSM_CORRUPT;
-	/* Whole record bytes, so that a fully referenced file counts as its whole size. */
-	return blob_uses_add(u, r.number, BLOB_REC_HEADER + (ikey.len - IKEY_TRAILER) + r.len);
+	return blob_uses_add(u, r.number, blob_record_size(ikey.len - IKEY_TRAILER, r.len));
 }
 
 void blob_uses_free(struct blob_uses *u)
@@ -86,38 +96,31 @@ static uint32_t rec_checksum(const char *rec, size_t n)
 	return (uint32_t)lsm_xxh3(rec + 4, n - 4);
 }
 
-int blob_writer_open(lsm_env *env, const char *dir, uint64_t number, struct blob_writer **out)
+int blob_writer_open(lsm_env *env, const char *dir, uint64_t number, struct wal_writer **out)
 {
 	*out = NULL;
-	struct blob_writer *w = calloc(1, sizeof *w);
-	if (!w || !(w->path = path_blob(dir, number))) {
-		free(w);
+	char *path = path_blob(dir, number);
+	if (!path)
 		return st_error(LSM_NOMEM, "out of memory");
+	struct wal_writer *w;
+	int rc = wal_writer_open(env, path, number, &w);
+	if (!rc) {
+		char h[BLOB_HEADER_SIZE];
+		memcpy(h, BLOB_MAGIC, 8);
+		put_u32le(h + 8, BLOB_FORMAT_VERSION);
+		put_u32le(h + 12, 0);
+		if ((rc = wal_append_raw(w, h, sizeof h))) {
+			wal_writer_close(w);
+			env->unlink(env, path);
+		} else {
+			*out = w;
+		}
 	}
-	int e = env->new_writable(env, w->path, &w->f);
-	if (e) {
-		int rc = st_errno(e, "create %s", w->path);
-		free(w->path);
-		free(w);
-		return rc;
-	}
-	w->env = env;
-	w->number = number;
-	char h[BLOB_HEADER_SIZE];
-	memcpy(h, BLOB_MAGIC, 8);
-	put_u32le(h + 8, BLOB_FORMAT_VERSION);
-	put_u32le(h + 12, 0);
-	int rc = blob_writer_append(w, h, sizeof h);
-	if (rc) {
-		env->unlink(env, w->path);
-		blob_writer_close(w);
-		return rc;
-	}
-	*out = w;
-	return LSM_OK;
+	free(path);
+	return rc;
 }
 
-int blob_record_encode(struct buf *recs, const struct blob_writer *w, struct slice key, struct slice value,
+int blob_record_encode(struct buf *recs, const struct wal_writer *w, struct slice key, struct slice value,
 		       struct blob_ref *ref)
 {
 	if (key.len > UINT32_MAX || value.len > UINT32_MAX)
@@ -140,154 +143,90 @@ int blob_record_encode(struct buf *recs, const struct blob_writer *w, struct sli
 	return LSM_OK;
 }
 
-int blob_writer_append(struct blob_writer *w, const void *recs, size_t n)
-{
-	int e = w->env->append(w->f, recs, n);
-	if (e)
-		return st_errno(e, "append to %s at offset %" PRIu64, w->path, w->offset);
-	w->offset += n;
-	if (w->env->writeback && w->offset - w->written_back >= BLOB_WRITEBACK_BYTES) {
-		uint64_t end = w->offset & ~(uint64_t)4095;
-		(void)w->env->writeback(w->f, w->written_back, end - w->written_back);
-		w->written_back = end;
-	}
-	return LSM_OK;
-}
-
-int blob_writer_sync(struct blob_writer *w)
-{
-	if (w->synced == w->offset)
-		return LSM_OK;
-	int e = w->env->sync(w->f);
-	if (e)
-		return st_errno(e, "sync %s", w->path);
-	w->synced = w->offset;
-	return LSM_OK;
-}
-
-int blob_writer_close(struct blob_writer *w)
-{
-	if (!w)
-		return LSM_OK;
-	int e = w->env->close_writable(w->f);
-	int rc = e ? st_errno(e, "close %s", w->path) : LSM_OK;
-	free(w->path);
-	free(w);
-	return rc;
-}
-
 /* ---------------------------------------------------------------- reading */
 
-int blob_files_init(struct blob_files *bf, lsm_env *env, const char *dir)
+/* An open blob file, as the cache holds it. */
+struct blob_open {
+	lsm_env *env;
+	lsm_rfile *f;
+	const char *map;       /* NULL: read with pread */
+	uint64_t size;         /* mapped bytes */
+};
+
+static void blob_open_free(void *v, void *arg)
+{
+	(void)arg;
+	struct blob_open *o = v;
+	o->env->close_readable(o->f);
+	free(o);
+}
+
+int blob_files_init(struct blob_files *bf, lsm_env *env, const char *dir, struct cache *cache)
 {
 	memset(bf, 0, sizeof *bf);
 	bf->env = env;
-	if (!(bf->dir = strdup(dir)))
-		return LSM_NOMEM;
-	pthread_mutex_init(&bf->mu, NULL);
 	atomic_init(&bf->growing, 0);
+	if (!cache) {
+		if (!(cache = cache_new(16)))
+			return LSM_NOMEM;
+		bf->own_cache = 1;
+	}
+	bf->cache = cache;
+	if (!(bf->dir = strdup(dir))) {
+		blob_files_destroy(bf);
+		return LSM_NOMEM;
+	}
 	return LSM_OK;
-}
-
-static void slot_close(struct blob_files *bf, struct blob_open *s)
-{
-	bf->env->close_readable(s->f);
-	memset(s, 0, sizeof *s);
 }
 
 void blob_files_destroy(struct blob_files *bf)
 {
-	if (!bf->dir)
-		return;
-	for (int i = 0; i < BLOB_OPEN_MAX; i++)
-		if (bf->slot[i].number)
-			slot_close(bf, &bf->slot[i]);
-	pthread_mutex_destroy(&bf->mu);
+	if (bf->own_cache)
+		cache_free(bf->cache);
 	free(bf->dir);
-	bf->dir = NULL;
+	memset(bf, 0, sizeof *bf);
 }
 
 void blob_files_evict(struct blob_files *bf, uint64_t number)
 {
-	pthread_mutex_lock(&bf->mu);
-	for (int i = 0; i < BLOB_OPEN_MAX; i++) {
-		struct blob_open *s = &bf->slot[i];
-		if (s->number != number || s->doomed)
-			continue;
-		if (s->refs)
-			s->doomed = 1;
-		else
-			slot_close(bf, s);
-	}
-	pthread_mutex_unlock(&bf->mu);
+	cache_erase(bf->cache, number, BLOB_CACHE_OFF);
 }
 
-/* A referenced open slot for number, opening (and mapping, unless the file may still grow) it if
- * needed. Returns the slot or NULL with *rc set. */
-static struct blob_open *slot_get(struct blob_files *bf, uint64_t number, int *rc)
+/* A pinned handle on open file `number`, opening (and mapping, unless the file may still grow) it on
+ * a miss. Returns NULL with *rc set. */
+static struct cache_handle *blob_open(struct blob_files *bf, uint64_t number, int *rc)
 {
-	pthread_mutex_lock(&bf->mu);
-	struct blob_open *victim = NULL;
-	for (int i = 0; i < BLOB_OPEN_MAX; i++) {
-		struct blob_open *s = &bf->slot[i];
-		if (s->number == number && !s->doomed) {
-			s->refs++;
-			s->used = ++bf->tick;
-			pthread_mutex_unlock(&bf->mu);
-			return s;
-		}
-		if (!s->number) {
-			if (!victim || victim->number)
-				victim = s;
-		} else if (!s->refs && (!victim || (victim->number && s->used < victim->used))) {
-			victim = s;
-		}
-	}
-	if (!victim) {
-		pthread_mutex_unlock(&bf->mu);
-		*rc = st_error(LSM_NOMEM, "more than %d blob files are being read at once", BLOB_OPEN_MAX);
-		return NULL;
-	}
-	if (victim->number)
-		slot_close(bf, victim);
-	/* Opened under the lock: rare (once per file while it stays among the open ones). */
+	struct cache_handle *h = cache_lookup(bf->cache, number, BLOB_CACHE_OFF);
+	if (h)
+		return h;
 	char *path = path_blob(bf->dir, number);
-	if (!path) {
-		pthread_mutex_unlock(&bf->mu);
+	struct blob_open *o = calloc(1, sizeof *o);
+	if (!path || !o) {
+		free(path);
+		free(o);
 		*rc = st_error(LSM_NOMEM, "out of memory");
 		return NULL;
 	}
-	lsm_rfile *f;
-	int e = bf->env->open_readable(bf->env, path, &f);
+	int e = bf->env->open_readable(bf->env, path, &o->f);
 	if (e) {
-		pthread_mutex_unlock(&bf->mu);
 		*rc = e == -ENOENT ? st_corrupt(path, 0, "blob file is missing") : st_errno(e, "open %s", path);
 		free(path);
+		free(o);
 		return NULL;
 	}
+	o->env = bf->env;
 	uint64_t size = 0;
-	const char *map = NULL;
 	if (number != atomic_load_explicit(&bf->growing, memory_order_acquire) && bf->env->map &&
-	    !bf->env->file_size(bf->env, path, &size) && size > 0)
-		map = bf->env->map(f, size);
+	    !bf->env->file_size(bf->env, path, &size) && size > 0 && (o->map = bf->env->map(o->f, size)))
+		o->size = size;
 	free(path);
-	victim->number = number;
-	victim->f = f;
-	victim->map = map;
-	victim->size = map ? size : 0;
-	victim->refs = 1;
-	victim->doomed = 0;
-	victim->used = ++bf->tick;
-	pthread_mutex_unlock(&bf->mu);
-	return victim;
-}
-
-static void slot_put(struct blob_files *bf, struct blob_open *s)
-{
-	pthread_mutex_lock(&bf->mu);
-	if (--s->refs == 0 && s->doomed)
-		slot_close(bf, s);
-	pthread_mutex_unlock(&bf->mu);
+	/* (two readers that both missed insert twice: the second replaces the first, freed when
+	 * released, as for tables) */
+	if (!(h = cache_insert(bf->cache, number, BLOB_CACHE_OFF, o, 1, blob_open_free, NULL))) {
+		blob_open_free(o, NULL);
+		*rc = st_error(LSM_NOMEM, "out of memory");
+	}
+	return h;
 }
 
 static int blob_corrupt(const char *dir, const struct blob_ref *ref, const char *why)
@@ -314,30 +253,31 @@ int blob_read(struct blob_files *bf, struct slice key, const struct blob_ref *re
 {
 	size_t n = BLOB_REC_HEADER + key.len + ref->len;
 	int rc = LSM_OK;
-	struct blob_open *s = slot_get(bf, ref->number, &rc);
-	if (!s)
+	struct cache_handle *h = blob_open(bf, ref->number, &rc);
+	if (!h)
 		return rc;
+	const struct blob_open *o = cache_value(h);
 	if (n > out->cap) {
 		void *p = realloc(out->data, n);
 		if (!p) {
-			slot_put(bf, s);
+			cache_release(bf->cache, h);
 			return st_error(LSM_NOMEM, "out of memory");
 		}
 		out->data = p;
 		out->cap = n;
 	}
 	char *dst = out->data;
-	if (s->map) {
-		if (ref->offset > s->size || n > s->size - ref->offset) {
+	if (o->map) {
+		if (ref->offset > o->size || n > o->size - ref->offset) {
 			rc = blob_corrupt(bf->dir, ref, "blob record runs past the end of the file");
 		} else {
-			const char *rec = s->map + ref->offset;
+			const char *rec = o->map + ref->offset;
 			rc = check_record(rec, n, key, ref, bf->dir);
 			if (!rc && ref->len)
 				memcpy(dst, rec + BLOB_REC_HEADER + key.len, ref->len);
 		}
 	} else {
-		int64_t got = bf->env->pread(s->f, dst, n, ref->offset);
+		int64_t got = bf->env->pread(o->f, dst, n, ref->offset);
 		if (got < 0) {
 			char *path = path_blob(bf->dir, ref->number);
 			rc = st_errno((int)got, "read %s at offset %" PRIu64, path ? path : "blob file", ref->offset);
@@ -350,7 +290,7 @@ int blob_read(struct blob_files *bf, struct slice key, const struct blob_ref *re
 				memmove(dst, dst + BLOB_REC_HEADER + key.len, ref->len);
 		}
 	}
-	slot_put(bf, s);
+	cache_release(bf->cache, h);
 	if (!rc)
 		out->len = ref->len;
 	return rc;

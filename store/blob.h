@@ -24,7 +24,6 @@
 #ifndef LSM_BLOB_H
 #define LSM_BLOB_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -61,54 +60,42 @@ struct blob_uses {
 };
 /* Add bytes to the entry for number (kept sorted by number). LSM_OK or LSM_NOMEM. */
 int blob_uses_add(struct blob_uses *u, uint64_t number, uint64_t bytes);
+/* The entry for number, or NULL. */
+const struct blob_use *blob_uses_find(const struct blob_uses *u, uint64_t number);
+/* Bytes a record takes in a blob file (what blob uses count: a fully used file counts as its size). */
+static inline uint64_t blob_record_size(size_t klen, uint32_t vlen)
+{
+	return BLOB_REC_HEADER + (uint64_t)klen + vlen;
+}
 /* If the entry (ikey, value) is a reference, count it. LSM_OK, LSM_CORRUPT (bad reference), LSM_NOMEM. */
 int blob_uses_note(struct blob_uses *u, struct slice ikey, struct slice value);
 void blob_uses_free(struct blob_uses *u);
 
-/* An append-only blob file being written. */
-struct blob_writer {
-	lsm_env *env;
-	lsm_wfile *f;
-	uint64_t number;
-	uint64_t offset;       /* bytes appended (header included) */
-	uint64_t synced;       /* bytes known durable */
-	uint64_t written_back; /* bytes handed to env->writeback */
-	char *path;
-};
-
+/* Writing: a blob file is an append-only file like a log, written through the log writer (wal.h):
+ * wal_append_raw appends encoded records, wal_sync and wal_writer_close as for a log. */
+struct wal_writer;
 /* Create blob file `number` in dir (truncating) and write its header. */
-int blob_writer_open(lsm_env *env, const char *dir, uint64_t number, struct blob_writer **out);
+int blob_writer_open(lsm_env *env, const char *dir, uint64_t number, struct wal_writer **out);
 /* Encode one record (key, value) at the end of recs; *ref says where it will live once recs is
- * appended at the writer's current offset + base (base: bytes of recs already pending). */
-int blob_record_encode(struct buf *recs, const struct blob_writer *w, struct slice key, struct slice value,
+ * appended to w (at w's offset now, after the records already in recs). */
+int blob_record_encode(struct buf *recs, const struct wal_writer *w, struct slice key, struct slice value,
 		       struct blob_ref *ref);
-/* Append encoded records (one env append). A failure leaves the file in an unknown state. */
-int blob_writer_append(struct blob_writer *w, const void *recs, size_t n);
-/* Make every appended byte durable (nothing to do if it already is). */
-int blob_writer_sync(struct blob_writer *w);
-/* Close (no sync) and free; NULL is ignored. */
-int blob_writer_close(struct blob_writer *w);
 
-/* Open blob files for reading, kept open (and, once they can no longer grow, mapped) between reads. */
-#define BLOB_OPEN_MAX 64
+/* Reading: open blob files are kept in a cache of open files (cache.h, keyed by (number,
+ * BLOB_CACHE_OFF): the store shares its table cache, whose numbers never collide with blob numbers),
+ * mapped once they can no longer grow. */
+struct cache;
+#define BLOB_CACHE_OFF 1
 struct blob_files {
 	lsm_env *env;
 	char *dir;
-	pthread_mutex_t mu;
+	struct cache *cache;
+	int own_cache;             /* blob_files_init made it (freed by destroy) */
 	_Atomic uint64_t growing;  /* the blob file the write leader appends to (never mapped) */
-	uint64_t tick;
-	struct blob_open {
-		uint64_t number;       /* 0: free slot */
-		lsm_rfile *f;
-		const char *map;       /* NULL: read with pread */
-		uint64_t size;         /* mapped bytes */
-		int refs;
-		int doomed;            /* close when the last reader leaves */
-		uint64_t used;
-	} slot[BLOB_OPEN_MAX];
 };
 
-int blob_files_init(struct blob_files *bf, lsm_env *env, const char *dir);
+/* cache NULL: make a small one of its own. */
+int blob_files_init(struct blob_files *bf, lsm_env *env, const char *dir, struct cache *cache);
 void blob_files_destroy(struct blob_files *bf);
 /* Forget file `number` (it was deleted, or stopped growing and may now be mapped). */
 void blob_files_evict(struct blob_files *bf, uint64_t number);

@@ -243,11 +243,10 @@ struct cjob {
 	int nouts;
 	uint64_t bytes_out;
 	struct blob_uses uses;     /* blob files the current output references */
-	/* Relocation (see the top): the blob files to empty, sorted; the output file and its pending
-	 * records. */
-	uint64_t *reloc;
-	int nreloc;
-	struct blob_writer *bw;
+	/* Relocation (see the top): the blob files to empty (bytes unused); the output file and its
+	 * pending records. */
+	struct blob_uses reloc;
+	struct wal_writer *bw;
 	uint64_t bw_number;
 	struct buf recs;
 	struct lsm_buf val;
@@ -454,51 +453,29 @@ static uint64_t hiding_seq(const struct rd_frag *fr, uint64_t seq)
 	return best;
 }
 
-static int cmp_number(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* Choose the blob files this compaction empties: those its inputs reference whose bytes the current
  * tables reference add up to less than half the file. REQUIRES: mu held (a stat per file). */
 static int pick_relocations(struct cjob *j)
 {
 	struct lsm_db *db = j->db;
-	struct blob_uses cand = {0};
 	int rc = LSM_OK;
 	for (int w = 0; w < 2 && !rc; w++)
 		for (int i = 0; i < j->c->nin[w] && !rc; i++) {
 			const struct blob_uses *u = &j->c->in[w][i]->blobs;
-			for (int b = 0; b < u->n && !rc; b++)
-				rc = blob_uses_add(&cand, u->v[b].number, 0);
-		}
-	if (!rc && cand.n) {
-		/* Referenced bytes per candidate, over every table of the current version. */
-		const struct version *v = db->vs->current;
-		for (int l = 0; l < NUM_LEVELS; l++)
-			for (int i = 0; i < v->nfiles[l]; i++) {
-				const struct blob_uses *u = &v->files[l][i]->blobs;
-				for (int b = 0; b < u->n; b++) {
-					struct blob_use key = {u->v[b].number, 0};
-					struct blob_use *hit = bsearch(&key, cand.v, (size_t)cand.n, sizeof *cand.v, cmp_number);
-					if (hit)
-						hit->bytes += u->v[b].bytes;
-				}
+			for (int b = 0; b < u->n && !rc; b++) {
+				uint64_t number = u->v[b].number;
+				if (blob_uses_find(&j->reloc, number))
+					continue;
+				/* Bytes the current tables reference in it (the version sums them). */
+				const struct blob_use *live = blob_uses_find(&db->vs->current->blobs, number);
+				char *path = path_blob(db->dir, number);
+				uint64_t size = 0;
+				if (path && live && !db->env->file_size(db->env, path, &size) && size > BLOB_HEADER_SIZE &&
+				    live->bytes < (size - BLOB_HEADER_SIZE) / 2)
+					rc = blob_uses_add(&j->reloc, number, 0);
+				free(path);
 			}
-		j->reloc = malloc((size_t)cand.n * sizeof *j->reloc);
-		if (!j->reloc)
-			rc = LSM_NOMEM;
-		for (int b = 0; b < cand.n && !rc; b++) {
-			char *path = path_blob(db->dir, cand.v[b].number);
-			uint64_t size = 0;
-			if (path && !db->env->file_size(db->env, path, &size) && size > BLOB_HEADER_SIZE &&
-			    cand.v[b].bytes < (size - BLOB_HEADER_SIZE) / 2)
-				j->reloc[j->nreloc++] = cand.v[b].number;
-			free(path);
 		}
-	}
-	blob_uses_free(&cand);
 	return rc ? st_error(rc, "out of memory") : LSM_OK;
 }
 
@@ -510,26 +487,23 @@ static int flush_relocated(struct cjob *j)
 {
 	if (!j->recs.len)
 		return LSM_OK;
-	int rc = blob_writer_append(j->bw, j->recs.data, j->recs.len);
+	int rc = wal_append_raw(j->bw, j->recs.data, j->recs.len);
 	j->recs.len = 0;
 	return rc;
 }
 
-/* If *value (a reference) points into a blob file being emptied, copy the value into the compaction's
- * blob file and point *value at the copy (encoded into enc). */
-static int maybe_relocate(struct cjob *j, struct slice uk, struct slice *value, char *enc)
+/* If *ref points into a blob file being emptied, copy its value into the compaction's blob file and
+ * point *ref at the copy. */
+static int relocate(struct cjob *j, struct slice uk, struct blob_ref *ref)
 {
-	struct blob_ref ref;
-	if (blob_ref_decode(*value, &ref))
-		return st_error(LSM_CORRUPT, "malformed blob reference in a compaction input");
-	if (!j->nreloc || !bsearch(&ref.number, j->reloc, (size_t)j->nreloc, sizeof *j->reloc, cmp_number))
+	if (!blob_uses_find(&j->reloc, ref->number))
 		return LSM_OK;
 	/* A table of references can name gigabytes of values: copy at most a bounded amount per
 	 * compaction (the space reserve covers about a compaction's outputs), later ones go on. */
-	if (j->relocated + ref.len > RELOCATE_MAX(j->db))
+	if (j->relocated + ref->len > RELOCATE_MAX(j->db))
 		return LSM_OK;
 	struct lsm_db *db = j->db;
-	int rc = blob_read(&db->blobs, uk, &ref, &j->val);
+	int rc = blob_read(&db->blobs, uk, ref, &j->val);
 	if (rc)
 		return rc;
 	if (!j->bw) {
@@ -540,12 +514,27 @@ static int maybe_relocate(struct cjob *j, struct slice uk, struct slice *value, 
 		if (rc || (rc = blob_writer_open(db->env, db->dir, j->bw_number, &j->bw)))
 			return rc;
 	}
-	struct blob_ref moved;
-	if ((rc = blob_record_encode(&j->recs, j->bw, uk, slice_make(j->val.data, j->val.len), &moved)))
+	j->relocated += ref->len;
+	if ((rc = blob_record_encode(&j->recs, j->bw, uk, slice_make(j->val.data, j->val.len), ref)))
 		return rc;
-	*value = slice_make(enc, blob_ref_encode(enc, &moved));
-	j->relocated += ref.len;
 	return j->recs.len >= (1u << 20) ? flush_relocated(j) : LSM_OK;
+}
+
+/* Keep reference *value in the output: if it points into a blob file being emptied, copy the value
+ * into the compaction's blob file and point *value at the copy (encoded into enc); count it in the
+ * output's blob uses either way. */
+static int keep_reference(struct cjob *j, struct slice uk, struct slice *value, char *enc)
+{
+	struct blob_ref ref;
+	if (blob_ref_decode(*value, &ref))
+		return st_error(LSM_CORRUPT, "malformed blob reference in a compaction input");
+	int rc = relocate(j, uk, &ref);
+	if (rc)
+		return rc;
+	if (blob_uses_add(&j->uses, ref.number, blob_record_size(uk.len, ref.len)))
+		return st_error(LSM_NOMEM, "out of memory");
+	*value = slice_make(enc, blob_ref_encode(enc, &ref));
+	return LSM_OK;
 }
 
 static int run_merge(struct cjob *j)
@@ -621,14 +610,8 @@ static int run_merge(struct cjob *j)
 		}
 		struct slice value = m->value;
 		char enc[BLOB_REF_MAX];
-		if (type == VT_BLOB) {
-			if ((rc = maybe_relocate(j, uk, &value, enc)))
-				break;
-			if ((rc = blob_uses_note(&j->uses, ik, value))) {
-				rc = st_error(rc, "out of memory");
-				break;
-			}
-		}
+		if (type == VT_BLOB && (rc = keep_reference(j, uk, &value, enc)))
+			break;
 		if ((rc = table_builder_add(j->tb, ik, value)))
 			break;
 		j->tb_has_key = 1;
@@ -641,7 +624,7 @@ static int run_merge(struct cjob *j)
 		rc = close_output(j, slice_make(NULL, 0));
 	/* The relocated values must be durable before an install makes the outputs name them. */
 	if (!rc && j->bw && !(rc = flush_relocated(j)))
-		rc = blob_writer_sync(j->bw);
+		rc = wal_sync(j->bw);
 	return rc;
 }
 
@@ -698,7 +681,7 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	if (j.tb)
 		table_builder_abandon(j.tb);
 	if (j.bw) {
-		int e = blob_writer_close(j.bw);
+		int e = wal_writer_close(j.bw);
 		if (!rc)
 			rc = e;
 	}
@@ -729,7 +712,7 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 	}
 	free(j.outs);
 	blob_uses_free(&j.uses);
-	free(j.reloc);
+	blob_uses_free(&j.reloc);
 	buf_free(&j.recs);
 	lsm_buf_free(&j.val);
 	edit_free(&e);

@@ -162,51 +162,50 @@ void db_set_bg_error(struct lsm_db *db, int rc)
 	}
 }
 
+int numbers_add(struct numbers *s, uint64_t x)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		uint64_t *p = realloc(s->v, cap * sizeof *p);
+		if (!p)
+			return LSM_NOMEM;
+		s->v = p;
+		s->cap = cap;
+	}
+	s->v[s->n++] = x;
+	return LSM_OK;
+}
+
+void numbers_remove(struct numbers *s, uint64_t x)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == x) {
+			s->v[i] = s->v[--s->n];
+			return;
+		}
+}
+
 int db_pending_add(struct lsm_db *db, uint64_t number)
 {
-	if (db->npending == db->cappending) {
-		int cap = db->cappending ? 2 * db->cappending : 8;
-		uint64_t *p = realloc(db->pending_outputs, (size_t)cap * sizeof *p);
-		if (!p)
-			return st_error(LSM_NOMEM, "out of memory");
-		db->pending_outputs = p;
-		db->cappending = cap;
-	}
-	db->pending_outputs[db->npending++] = number;
-	return LSM_OK;
+	return numbers_add(&db->pending, number) ? st_error(LSM_NOMEM, "out of memory") : LSM_OK;
 }
 
 void db_pending_remove(struct lsm_db *db, uint64_t number)
 {
-	for (int i = 0; i < db->npending; i++)
-		if (db->pending_outputs[i] == number) {
-			db->pending_outputs[i] = db->pending_outputs[--db->npending];
-			return;
-		}
+	numbers_remove(&db->pending, number);
 }
 
 /* ---------------------------------------------------------------- obsolete files */
 
 struct live_set {
-	uint64_t *v;
-	size_t n, cap;
+	struct numbers s;
 	int oom;
 };
 
 static void live_add(void *arg, uint64_t number)
 {
 	struct live_set *ls = arg;
-	if (ls->n == ls->cap) {
-		size_t cap = ls->cap ? 2 * ls->cap : 64;
-		uint64_t *p = realloc(ls->v, cap * sizeof *p);
-		if (!p) {
-			ls->oom = 1;
-			return;
-		}
-		ls->v = p;
-		ls->cap = cap;
-	}
-	ls->v[ls->n++] = number;
+	ls->oom |= numbers_add(&ls->s, number) != LSM_OK;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -239,7 +238,7 @@ static int collect_obsolete(void *arg, const char *name)
 	case SF_BLOB:
 		/* Blob files: live while a live version's table references them, or pending (the active
 		 * memtable's, those of memtables awaiting flush, a compaction's relocation output). */
-		dead = !s->live.n || !bsearch(&number, s->live.v, s->live.n, sizeof *s->live.v, cmp_u64);
+		dead = !s->live.s.n || !bsearch(&number, s->live.s.v, s->live.s.n, sizeof *s->live.s.v, cmp_u64);
 		break;
 	case SF_MANIFEST:
 		dead = number != db->vs->manifest_number;
@@ -278,18 +277,18 @@ void db_delete_obsolete_files(struct lsm_db *db)
 		return;
 	struct obsolete_scan s = {.db = db};
 	vset_live_files(db->vs, live_add, &s.live);
-	for (int i = 0; i < db->npending; i++)
-		live_add(&s.live, db->pending_outputs[i]);
+	for (size_t i = 0; i < db->pending.n; i++)
+		live_add(&s.live, db->pending.v[i]);
 	pthread_mutex_lock(&db->pin_mu);
-	for (int i = 0; i < db->npins; i++)
-		live_add(&s.live, db->blob_pins[i]);
+	for (size_t i = 0; i < db->blob_pins.n; i++)
+		live_add(&s.live, db->blob_pins.v[i]);
 	pthread_mutex_unlock(&db->pin_mu);
 	if (s.live.oom) {
-		free(s.live.v);
+		free(s.live.s.v);
 		return;
 	}
-	if (s.live.n)
-		qsort(s.live.v, s.live.n, sizeof *s.live.v, cmp_u64);
+	if (s.live.s.n)
+		qsort(s.live.s.v, s.live.s.n, sizeof *s.live.s.v, cmp_u64);
 	db->env->list(db->env, db->dir, collect_obsolete, &s);
 	pthread_mutex_unlock(&db->mu);
 	for (size_t i = 0; i < s.n; i++) {
@@ -307,7 +306,7 @@ void db_delete_obsolete_files(struct lsm_db *db)
 	}
 	pthread_mutex_lock(&db->mu);
 	free(s.doomed);
-	free(s.live.v);
+	free(s.live.s.v);
 }
 
 /* Log the edit, then publish a super-version with it; `flushed` (the oldest immutable memtable, whose
@@ -483,7 +482,7 @@ static void *flush_thread_main(void *arg)
  * REQUIRES: mu held, and the caller is the write leader (nobody inserts meanwhile). */
 static int switch_memtable(struct lsm_db *db)
 {
-	int rc = db->blob ? blob_writer_sync(db->blob) : LSM_OK;
+	int rc = db->blob ? wal_sync(db->blob) : LSM_OK;
 	if (!rc)
 		rc = wal_sync(db->log);
 	if (rc) {
@@ -511,7 +510,7 @@ static int switch_memtable(struct lsm_db *db)
 	if (db->blob) {
 		/* Sealed: never appended to again, so readers may map it from now on. */
 		uint64_t bn = db->blob->number;
-		(void)blob_writer_close(db->blob); /* synced above: a close error loses nothing */
+		(void)wal_writer_close(db->blob); /* synced above: a close error loses nothing */
 		db->blob = NULL;
 		atomic_store_explicit(&db->blobs.growing, 0, memory_order_release);
 		blob_files_evict(&db->blobs, bn);
@@ -615,32 +614,16 @@ static void blob_unpin(void *arg, uint64_t number)
 {
 	struct lsm_db *db = arg;
 	pthread_mutex_lock(&db->pin_mu);
-	for (int i = 0; i < db->npins; i++)
-		if (db->blob_pins[i] == number) {
-			db->blob_pins[i] = db->blob_pins[--db->npins];
-			break;
-		}
+	numbers_remove(&db->blob_pins, number);
 	pthread_mutex_unlock(&db->pin_mu);
 }
 
 static int blob_pin(struct lsm_db *db, uint64_t number)
 {
 	pthread_mutex_lock(&db->pin_mu);
-	int rc = LSM_OK;
-	if (db->npins == db->cappins) {
-		int cap = db->cappins ? 2 * db->cappins : 8;
-		uint64_t *p = realloc(db->blob_pins, (size_t)cap * sizeof *p);
-		if (p) {
-			db->blob_pins = p;
-			db->cappins = cap;
-		} else {
-			rc = st_error(LSM_NOMEM, "out of memory");
-		}
-	}
-	if (!rc)
-		db->blob_pins[db->npins++] = number;
+	int rc = numbers_add(&db->blob_pins, number);
 	pthread_mutex_unlock(&db->pin_mu);
-	return rc;
+	return rc ? st_error(rc, "out of memory") : LSM_OK;
 }
 
 /* Open the active memtable's blob file. REQUIRES: mu held, caller is the leader, db->blob NULL. */
@@ -651,14 +634,14 @@ static int open_blob(struct lsm_db *db)
 	int rc = blob_pin(db, number);
 	if (rc)
 		return rc;
-	struct blob_writer *w;
+	struct wal_writer *w;
 	rc = blob_writer_open(db->env, db->dir, number, &w);
 	if (!rc) {
 		/* Its name must be durable before any synced log record refers to it. */
 		int e = db->env->sync_dir(db->env, db->dir);
 		if (e) {
 			rc = st_errno(e, "sync directory %s", db->dir);
-			blob_writer_close(w);
+			wal_writer_close(w);
 		}
 	}
 	if (rc) {
@@ -673,49 +656,53 @@ static int open_blob(struct lsm_db *db)
 	return LSM_OK;
 }
 
+/* separate_blobs' rewriter: a big put becomes a reference to its record, appended to db->blob_recs. */
+struct separate_ctx {
+	struct lsm_db *db;
+	uint64_t moved;
+	int failed;              /* to_reference's error (its message is set) */
+	char enc[BLOB_REF_MAX];
+};
+static int is_big_put(void *arg, const struct batch_op *op)
+{
+	struct separate_ctx *c = arg;
+	return op->type == VT_VALUE && op->value.len >= c->db->o.blob_min_size;
+}
+static int to_reference(void *arg, struct batch_op *op)
+{
+	struct separate_ctx *c = arg;
+	struct blob_ref ref;
+	int rc = blob_record_encode(&c->db->blob_recs, c->db->blob, op->key, op->value, &ref);
+	if (rc) {
+		c->failed = 1;
+		return rc;
+	}
+	c->moved += op->value.len;
+	op->type = VT_BLOB;
+	op->value = slice_make(c->enc, blob_ref_encode(c->enc, &ref));
+	return LSM_OK;
+}
+
 /* Move the group's big values into the blob file: *out is g with references in their place (or g
  * itself when none is big), *moved the value bytes moved. The records go to the file before the log
  * record that refers to them. REQUIRES: the caller is the leader; no lock needed. */
 static int separate_blobs(struct lsm_db *db, struct lsm_batch *g, struct lsm_batch **out, uint64_t *moved)
 {
-	struct batch_reader r;
-	struct batch_op op;
-	uint64_t seq;
-	uint32_t count;
-	size_t min = db->o.blob_min_size;
+	struct separate_ctx c = {.db = db};
+	struct batch_rewriter rw = {is_big_put, to_reference, &c};
+	int changed;
 	*out = g;
 	*moved = 0;
-	int big = 0, rc = batch_reader_init(&r, batch_payload(g), batch_payload_len(g), &seq, &count);
-	while (!rc && !big && (rc = batch_reader_next(&r, &op)) == 1)
-		big = op.type == VT_VALUE && op.value.len >= min;
-	if (rc < 0)
-		return st_error(rc, "malformed write batch");
-	if (!big)
-		return LSM_OK;
-	struct lsm_batch *b = &db->blob_batch;
-	lsm_batch_clear(b);
 	db->blob_recs.len = 0;
-	batch_reader_init(&r, batch_payload(g), batch_payload_len(g), &seq, &count);
-	while ((rc = batch_reader_next(&r, &op)) == 1) {
-		if (op.type == VT_VALUE && op.value.len >= min) {
-			struct blob_ref ref;
-			char enc[BLOB_REF_MAX];
-			if ((rc = blob_record_encode(&db->blob_recs, db->blob, op.key, op.value, &ref)))
-				return rc;
-			rc = batch_add(b, VT_BLOB, op.key, slice_make(enc, blob_ref_encode(enc, &ref)));
-			*moved += op.value.len;
-		} else {
-			rc = batch_add(b, op.type, op.key, op.value);
-		}
-		if (rc)
-			return st_error(rc, "out of memory");
-	}
-	if (rc < 0)
-		return st_error(rc, "malformed write batch");
-	batch_set_seq(b, seq);
-	if ((rc = blob_writer_append(db->blob, db->blob_recs.data, db->blob_recs.len)))
+	int rc = batch_rewrite(slice_make(batch_payload(g), batch_payload_len(g)), &rw, &db->blob_batch, &changed);
+	if (rc && !c.failed)
+		return st_error(rc, rc == LSM_CORRUPT ? "malformed write batch" : "out of memory");
+	if (rc || !changed)
 		return rc;
-	*out = b;
+	if ((rc = wal_append_raw(db->blob, db->blob_recs.data, db->blob_recs.len)))
+		return rc;
+	*out = &db->blob_batch;
+	*moved = c.moved;
 	return LSM_OK;
 }
 
@@ -757,7 +744,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 		int may_blob = count && db->o.blob_min_size && batch_payload_len(g) >= db->o.blob_min_size;
 		if (may_blob && !db->blob)
 			rc = open_blob(db);
-		struct blob_writer *blob = db->blob;
+		struct wal_writer *blob = db->blob;
 		pthread_mutex_unlock(&db->mu);
 		struct lsm_batch *logged = g;
 		uint64_t moved = 0;
@@ -767,7 +754,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 			rc = wal_append(log, WAL_REC_BATCH, logged->rep.data, batch_payload_len(logged));
 		/* Blob bytes first: a synced log record never names blob bytes that are not. */
 		if (!rc && want_sync && blob)
-			rc = blob_writer_sync(blob);
+			rc = wal_sync(blob);
 		if (!rc && want_sync)
 			rc = wal_sync(log);
 		if (!rc && count)
@@ -1107,16 +1094,9 @@ int lsm_stats_get(lsm_db *db, struct lsm_stats *st)
 	st->wal_skipped_bytes = db->rec_skipped_bytes;
 	st->blob_bytes_written = atomic_load_explicit(&db->st_blob_bytes_written, memory_order_relaxed);
 	st->blob_bytes_relocated = atomic_load_explicit(&db->st_blob_bytes_relocated, memory_order_relaxed);
-	struct blob_uses all = {0};
-	for (int l = 0; l < LSM_MAX_LEVELS; l++)
-		for (int i = 0; i < v->nfiles[l]; i++)
-			for (int b = 0; b < v->files[l][i]->blobs.n; b++) {
-				const struct blob_use *u = &v->files[l][i]->blobs.v[b];
-				st->blob_live_bytes += u->bytes;
-				blob_uses_add(&all, u->number, 0);
-			}
-	st->blob_files = (uint64_t)all.n;
-	blob_uses_free(&all);
+	for (int b = 0; b < v->blobs.n; b++)
+		st->blob_live_bytes += v->blobs.v[b].bytes;
+	st->blob_files = (uint64_t)v->blobs.n;
 	pthread_mutex_unlock(&db->mu);
 	uint64_t entries;
 	cache_counts(db->block_cache, &st->block_cache_hits, &st->block_cache_misses, &entries);
@@ -1184,6 +1164,30 @@ static int recovery_flush(struct lsm_db *db, struct memtable *m, struct version_
 	return rc;
 }
 
+/* inline_blobs' rewriter: a reference becomes the value it names, read back and checked. */
+struct inline_ctx {
+	struct lsm_db *db;
+	struct lsm_buf *val;
+	int blob_bad;
+};
+static int is_reference(void *arg, const struct batch_op *op)
+{
+	(void)arg;
+	return op->type == VT_BLOB;
+}
+static int to_value(void *arg, struct batch_op *op)
+{
+	struct inline_ctx *c = arg;
+	int rc = blob_resolve(&c->db->blobs, op->key, op->value, c->val);
+	if (rc) {
+		c->blob_bad = 1;
+		return rc;
+	}
+	op->type = VT_VALUE;
+	op->value = slice_make(c->val->data, c->val->len);
+	return LSM_OK;
+}
+
 /* Recovery: a copy of a logged batch payload with every blob reference replaced by the value it names
  * (read back and checked), so that the tables recovery writes hold no references. *out is the payload
  * itself when it holds none. A malformed batch is left to memtable_apply_batch to report; a reference
@@ -1191,39 +1195,19 @@ static int recovery_flush(struct lsm_db *db, struct memtable *m, struct version_
 static int inline_blobs(struct lsm_db *db, struct slice payload, struct lsm_batch *tmp, struct lsm_buf *val,
 			struct slice *out, int *blob_bad)
 {
-	struct batch_reader r;
-	struct batch_op op;
-	uint64_t seq;
-	uint32_t count;
+	struct inline_ctx c = {.db = db, .val = val};
+	struct batch_rewriter rw = {is_reference, to_value, &c};
+	int changed;
+	int rc = batch_rewrite(payload, &rw, tmp, &changed);
+	*blob_bad = c.blob_bad;
 	*out = payload;
-	*blob_bad = 0;
-	int any = 0, rc = batch_reader_init(&r, payload.data, payload.len, &seq, &count);
-	while (!rc && !any && (rc = batch_reader_next(&r, &op)) == 1)
-		any = op.type == VT_BLOB;
-	if (rc < 0 || !any)
-		return LSM_OK; /* (malformed: the apply reports it) */
-	lsm_batch_clear(tmp);
-	batch_reader_init(&r, payload.data, payload.len, &seq, &count);
-	while ((rc = batch_reader_next(&r, &op)) == 1) {
-		if (op.type == VT_BLOB) {
-			if ((rc = blob_resolve(&db->blobs, op.key, op.value, val))) {
-				*blob_bad = 1;
-				return rc;
-			}
-			rc = batch_add(tmp, VT_VALUE, op.key, slice_make(val->data, val->len));
-		} else {
-			rc = batch_add(tmp, op.type, op.key, op.value);
-		}
-		if (rc)
-			return st_error(rc, "out of memory");
-	}
-	if (rc < 0) {
-		*out = payload;
-		return LSM_OK;
-	}
-	batch_set_seq(tmp, seq);
-	*out = slice_make(batch_payload(tmp), batch_payload_len(tmp));
-	return LSM_OK;
+	if (rc == LSM_CORRUPT && !c.blob_bad)
+		return LSM_OK; /* malformed: the apply reports it */
+	if (rc == LSM_NOMEM || rc == LSM_INVAL)
+		return st_error(LSM_NOMEM, "out of memory");
+	if (!rc && changed)
+		*out = slice_make(batch_payload(tmp), batch_payload_len(tmp));
+	return rc;
 }
 
 /* Replay every log at or after the manifest's log number into memtables (flushing full ones unless
@@ -1372,11 +1356,11 @@ static void db_free(struct lsm_db *db)
 	for (int i = 0; i < db->nimm; i++)
 		memtable_unref(db->imm[i]);
 	wal_writer_close(db->log);
-	blob_writer_close(db->blob);
+	wal_writer_close(db->blob);
 	blob_files_destroy(&db->blobs);
 	buf_free(&db->blob_batch.rep);
 	buf_free(&db->blob_recs);
-	free(db->blob_pins);
+	free(db->blob_pins.v);
 	pthread_mutex_destroy(&db->pin_mu);
 	vset_free(db->vs);
 	cache_free(db->table_cache);
@@ -1384,7 +1368,7 @@ static void db_free(struct lsm_db *db)
 	if (db->lock)
 		db->env->unlock(db->lock);
 	buf_free(&db->group.rep);
-	free(db->pending_outputs);
+	free(db->pending.v);
 	pthread_mutex_destroy(&db->mu);
 	pthread_mutex_destroy(&db->sv_mu);
 	pthread_cond_destroy(&db->bg_cv);
@@ -1515,7 +1499,7 @@ int lsm_open(const char *dir, const struct lsm_options *opts, lsm_db **out)
 	db->block_cache = cache_new(o.block_cache_size);
 	db->table_cache = cache_new((size_t)o.max_open_tables);
 	if (!db->block_cache || !db->table_cache || batch_init(&db->group) || batch_init(&db->blob_batch) ||
-	    blob_files_init(&db->blobs, db->env, dir)) {
+	    blob_files_init(&db->blobs, db->env, dir, db->table_cache)) {
 		db_free(db);
 		return st_error(LSM_NOMEM, "out of memory");
 	}
@@ -1581,7 +1565,7 @@ int lsm_close(lsm_db *db)
 	/* Everything acknowledged is in the log; make it durable so a clean close loses nothing even on
 	 * power loss right after. */
 	if (!rc && db->blob)
-		rc = blob_writer_sync(db->blob);
+		rc = wal_sync(db->blob);
 	if (!rc && db->log)
 		rc = wal_sync(db->log);
 	if (!rc && db->log)

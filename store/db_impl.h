@@ -23,6 +23,14 @@
 
 #define MAX_IMM 16
 
+/* A small unordered set of file numbers (db.c). */
+struct numbers {
+	uint64_t *v;
+	size_t n, cap;
+};
+int numbers_add(struct numbers *s, uint64_t x);       /* LSM_OK or LSM_NOMEM */
+void numbers_remove(struct numbers *s, uint64_t x);  /* one occurrence, if any */
+
 /* What a reader sees: the memtables and table layout at one moment, refcounted as a unit. Flush and
  * compaction install a new one; readers holding the old one keep everything in it alive. */
 struct superversion {
@@ -80,7 +88,7 @@ struct lsm_db {
 	struct lsm_batch group;      /* the leader's merged batch */
 	/* Blob files (blob.h). `blob` is the active memtable's blob file, opened by the leader (mu held)
 	 * for the first big value and closed at the memtable switch; the leader alone appends to it. */
-	struct blob_writer *blob;
+	struct wal_writer *blob;
 	struct lsm_batch blob_batch; /* leader: the group with big values replaced by references */
 	struct buf blob_recs;        /* leader: the group's blob records, appended at once */
 	struct blob_files blobs;     /* open blob files for reads (thread-safe) */
@@ -88,8 +96,7 @@ struct lsm_db {
 	 * super-versions resolve through it). Own lock: the release runs wherever a memtable dies,
 	 * sometimes with mu held (order: mu before pin_mu). */
 	pthread_mutex_t pin_mu;
-	uint64_t *blob_pins;
-	int npins, cappins;
+	struct numbers blob_pins;
 	int bg_error;                /* 0 or the error that stopped writes */
 
 	/* Read path. */
@@ -100,8 +107,7 @@ struct lsm_db {
 	struct cache *block_cache;
 	struct cache *table_cache;
 	int manifest_busy;           /* mu: a log_and_apply is writing */
-	uint64_t *pending_outputs;   /* mu: table numbers being written, not yet in a version */
-	int npending, cappending;
+	struct numbers pending;      /* mu: table numbers being written, not yet in a version */
 
 	/* Background. */
 	pthread_t flush_thread, compact_thread;

@@ -85,16 +85,6 @@ static int in_version(const struct version *v, uint64_t number)
 	return 0;
 }
 
-static int blob_in_version(const struct version *v, uint64_t number)
-{
-	for (int l = 0; l < NUM_LEVELS; l++)
-		for (int i = 0; i < v->nfiles[l]; i++)
-			for (int b = 0; b < v->files[l][i]->blobs.n; b++)
-				if (v->files[l][i]->blobs.v[b].number == number)
-					return 1;
-	return 0;
-}
-
 int lsm_inspect_blob_ref(const void *v, size_t n, uint64_t *blob_number, uint64_t *offset, uint32_t *len)
 {
 	struct blob_ref r;
@@ -127,7 +117,7 @@ static int files_cb(void *arg, const char *name)
 	int live = 0;
 	switch (parse_file_name(name, &number)) {
 	case SF_TABLE: live = in_version(c->v, number); break;
-	case SF_BLOB: live = blob_in_version(c->v, number); break;
+	case SF_BLOB: live = blob_uses_find(&c->v->blobs, number) != NULL; break;
 	case SF_LOG: live = number >= c->log_number; break;
 	case SF_MANIFEST: live = number == c->manifest_number; break;
 	case SF_CURRENT: live = 1; break;
@@ -321,7 +311,7 @@ int lsm_inspect_table_file(lsm_env *env, const char *path, int (*fn)(void *arg, 
 	struct lsm_buf bval = {0};
 	const char *slash = strrchr(path, '/');
 	char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
-	if (!dir || blob_files_init(&bf, env, dir)) {
+	if (!dir || blob_files_init(&bf, env, dir, NULL)) {
 		free(dir);
 		table_close(t);
 		return st_error(LSM_NOMEM, "out of memory");

@@ -336,6 +336,7 @@ static void version_free(struct version *v)
 			file_meta_unref(v->files[l][i]);
 		free(v->files[l]);
 	}
+	blob_uses_free(&v->blobs);
 	free(v);
 }
 
@@ -474,6 +475,16 @@ static int version_build(struct vset *vs, const struct version *base, const stru
 		}
 	}
 	compute_score(v);
+	/* The blob files its tables reference, with the bytes each: liveness, relocation and stats. */
+	for (int l = 0; l < NUM_LEVELS; l++)
+		for (int i = 0; i < v->nfiles[l]; i++) {
+			const struct blob_uses *u = &v->files[l][i]->blobs;
+			for (int b = 0; b < u->n; b++)
+				if (blob_uses_add(&v->blobs, u->v[b].number, u->v[b].bytes)) {
+					version_free(v);
+					return LSM_NOMEM;
+				}
+		}
 	*out = v;
 	return LSM_OK;
 }
@@ -1037,12 +1048,11 @@ int vset_seal_manifest(struct vset *vs)
 
 void vset_live_files(struct vset *vs, void (*fn)(void *arg, uint64_t number), void *arg)
 {
-	for (struct version *v = vs->head.next; v != &vs->head; v = v->next)
+	for (struct version *v = vs->head.next; v != &vs->head; v = v->next) {
 		for (int l = 0; l < NUM_LEVELS; l++)
-			for (int i = 0; i < v->nfiles[l]; i++) {
-				const struct file_meta *f = v->files[l][i];
-				fn(arg, f->number);
-				for (int b = 0; b < f->blobs.n; b++)
-					fn(arg, f->blobs.v[b].number);
-			}
+			for (int i = 0; i < v->nfiles[l]; i++)
+				fn(arg, v->files[l][i]->number);
+		for (int b = 0; b < v->blobs.n; b++)
+			fn(arg, v->blobs.v[b].number);
+	}
 }

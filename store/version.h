@@ -64,6 +64,7 @@ struct version {
 	 * compaction is due). */
 	double compaction_score;
 	int compaction_level;
+	struct blob_uses blobs;  /* every blob file its tables reference, bytes summed over them */
 };
 
 void version_ref(struct version *v);

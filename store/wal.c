@@ -54,8 +54,12 @@ int wal_append(struct wal_writer *w, unsigned type, char *rec, size_t payload_le
 	put_u32le(rec + 12, (uint32_t)w->number);
 	put_u64le(rec + 16, w->synced);
 	put_u32le(rec, rec_checksum(rec, payload_len));
-	size_t n = WAL_HEADER_SIZE + payload_len;
-	int e = w->env->append(w->f, rec, n);
+	return wal_append_raw(w, rec, WAL_HEADER_SIZE + payload_len);
+}
+
+int wal_append_raw(struct wal_writer *w, const void *data, size_t n)
+{
+	int e = w->env->append(w->f, data, n);
 	if (e)
 		return st_errno(e, "append to %s at offset %" PRIu64, w->path, w->offset);
 	w->offset += n;

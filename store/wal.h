@@ -1,5 +1,6 @@
 /*
- * wal.h - log writer and reader (record framing of wal_format.h), for the WAL and the manifest.
+ * wal.h - log writer and reader (record framing of wal_format.h), for the WAL and the manifest; the
+ * writer also appends the unframed records of blob files (wal_append_raw).
  *
  * Writer: one record per append call, handed to the kernel before the call returns (no user-space
  * buffering, so a process kill loses nothing acknowledged). Not thread-safe: the db serializes writers.
@@ -33,7 +34,9 @@ int wal_writer_open(lsm_env *env, const char *path, uint64_t number, struct wal_
 /* Append one record. rec points at WAL_HEADER_SIZE writable bytes followed by the payload; the header
  * is filled in place. */
 int wal_append(struct wal_writer *w, unsigned type, char *rec, size_t payload_len);
-/* Same, for a payload without reserved header room (copies; for small records like version edits). */
+/* Append bytes as they are, no record framing (blob files: blob.h). */
+int wal_append_raw(struct wal_writer *w, const void *data, size_t n);
+/* Same as wal_append, for a payload without reserved header room (copies; for small records like version edits). */
 int wal_append_copy(struct wal_writer *w, unsigned type, const void *payload, size_t len);
 int wal_sync(struct wal_writer *w);
 /* Close (no sync) and free; NULL is ignored. */
