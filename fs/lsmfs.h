@@ -60,6 +60,7 @@ struct fs_config {
 	int zero_open;             /* answer OPEN with ENOSYS: the kernel opens files alone */
 	double attr_timeout, entry_timeout, negative_timeout;
 	int threads;               /* max FUSE worker threads */
+	unsigned spin_us;          /* wire.c: a worker polls /dev/fuse this long before sleeping (0: never) */
 	char *fault_journal;       /* test-only: run the store on a journaling fault env */
 };
 
@@ -100,6 +101,10 @@ struct fs {
 	int zero_open;             /* set at INIT: files open without OPEN requests (ops.c op_open) */
 	_Atomic uint64_t wire_init_unique; /* wire.c: the INIT request whose reply gets KILLPRIV_V2 */
 	_Atomic int killpriv_v2;   /* the kernel accepted it: the daemon clears suid/sgid when told */
+	int wire_nonblock;         /* wire.c: the device is non-blocking (spin_us > 0) */
+	pthread_mutex_t wire_mu;   /* wire.c: the reader role */
+	pthread_cond_t wire_cv;
+	int wire_reader, wire_dead; /* wire_mu */
 };
 
 /* space.c */
@@ -137,9 +142,12 @@ int fs_reclaim_cached(struct fs *fs, const struct fs_inode *a);
 
 /* wire.c: install the /dev/fuse hooks on a mounted session (before its loop starts; they find the fs
  * as the session's userdata). 0 or -errno. */
-int fs_wire_install(struct fuse_session *se);
+int fs_wire_install(struct fs *fs, struct fuse_session *se);
 /* Whether the request this thread is handling asks for suid/sgid to be cleared (KILLPRIV_V2). */
 int fs_wire_kill_suidgid(void);
+/* The calling worker may block for long (a sync, a stalled write): if it is the one fetching
+ * requests, another worker takes that over now. */
+void fs_wire_may_block(struct fs *fs);
 
 /* ops.c */
 int fs_store_errno(int rc);

@@ -60,6 +60,10 @@ static const char usage[] =
 	"     entry_timeout=SECONDS  how long the kernel may cache names (default 60)\n"
 	"     negative_timeout=SECONDS  how long the kernel may cache \"no such name\" (default 60)\n"
 	"     max_threads=N          FUSE worker threads (default 16)\n"
+	"     spin=USEC              the worker fetching requests polls for the next one this long\n"
+	"                            before it sleeps, and answers metadata requests itself: no\n"
+	"                            thread wakeup per request in a busy stream (default 50;\n"
+	"                            0 = every worker sleeps in read(2), as libfuse does; max 10000)\n"
 	"     allow_other            let other users use the mount (permissions are always checked by\n"
 	"                            the kernel: default_permissions is always on)\n"
 	"     Other FUSE mount options (fsname=, max_read=, ...) are passed to FUSE.\n"
@@ -77,7 +81,7 @@ struct cmdline {
 
 enum {
 	K_HELP, K_VERSION, K_FG, K_DEBUG, K_SINGLE, K_RO, K_SYNC, K_SYNC_INTERVAL, K_CACHE, K_BS, K_WB, K_NOWB,
-	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE, K_KP2, K_NOKP2, K_ZOPEN, K_NOZOPEN, K_BLOBMIN,
+	K_ATTR, K_ENTRY, K_NEG, K_THREADS, K_JOURNAL, K_WBUF, K_RESERVE, K_KP2, K_NOKP2, K_ZOPEN, K_NOZOPEN, K_BLOBMIN, K_SPIN,
 };
 
 static const struct fuse_opt opts[] = {
@@ -100,6 +104,7 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("entry_timeout=", K_ENTRY),
 	FUSE_OPT_KEY("negative_timeout=", K_NEG),
 	FUSE_OPT_KEY("max_threads=", K_THREADS),
+	FUSE_OPT_KEY("spin=", K_SPIN),
 	FUSE_OPT_KEY("lsmfs_crash_journal=", K_JOURNAL),
 	FUSE_OPT_KEY("write_buffer=", K_WBUF),
 	FUSE_OPT_KEY("blob_min=", K_BLOBMIN),
@@ -228,6 +233,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			goto bad;
 		c->cfg.threads = (int)u;
 		return 0;
+	case K_SPIN:
+		if (parse_u64(val, 10000, &u))
+			goto bad;
+		c->cfg.spin_us = (unsigned)u;
+		return 0;
 	case K_JOURNAL:
 		free(c->cfg.fault_journal);
 		c->cfg.fault_journal = strdup(val);
@@ -277,6 +287,7 @@ int main(int argc, char **argv)
 	c.cfg.zero_open = 1;
 	c.cfg.attr_timeout = c.cfg.entry_timeout = c.cfg.negative_timeout = 60;
 	c.cfg.threads = 16;
+	c.cfg.spin_us = 50;
 	if (fuse_opt_parse(&args, &c, opts, opt_proc) == -1) {
 		fprintf(stderr, "lsmfs: cannot parse the command line (see lsmfs --help)\n");
 		return cmdline_exit(&c, &args, 2);
@@ -394,7 +405,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fs->se = se;
-	if (fs_wire_install(se)) {
+	if (fs_wire_install(fs, se)) {
 		snprintf(err, sizeof err, "cannot install the /dev/fuse hooks");
 		fuse_session_unmount(se);
 		fuse_remove_signal_handlers(se);

@@ -1,5 +1,6 @@
 /*
- * wire.c - FUSE_HANDLE_KILLPRIV_V2, which libfuse 3.14 (Debian 12's) cannot negotiate.
+ * wire.c - between /dev/fuse and libfuse: FUSE_HANDLE_KILLPRIV_V2, which libfuse 3.14 (Debian 12's)
+ * cannot negotiate, and one worker fetching requests (spin).
  *
  * Why: a FUSE filesystem that answers xattrs gets no SB_NOSEC, so before every write(2) the kernel asks
  * the daemon for security.capability (a GETXATTR round trip per write: randwrite-4k at half the IOPS of
@@ -14,14 +15,33 @@
  * splice reads off so every request passes through read), and the INIT request's kernel flags; the
  * writev hook adds HANDLE_KILLPRIV_V2 to libfuse's INIT reply when the kernel offered it. libfuse
  * drops the kill flags from what it hands the handlers, hence fs_wire_kill_suidgid().
+ *
+ * One reader at a time (-o spin=USEC, default 50): most of a metadata operation's time is the FUSE
+ * round trip's scheduling, not the daemon's work. With libfuse's loop every request wakes a worker
+ * asleep in read(2); on this kind of VM (no guest halt polling) each wakeup of an idle CPU is an
+ * exit to the hypervisor. Here the device is non-blocking and one worker, the reader, fetches: it
+ * polls for up to spin_us, then sleeps in epoll (EPOLLEXCLUSIVE: the only sleeper, so no wasted
+ * wakeups). A request answered from memory or with one store commit (lookup, getattr, create,
+ * unlink, mkdir, ...) is handled by the reader itself, which then fetches the next: in a busy
+ * stream no thread sleeps or wakes per request. Any other request (file data, fsync, xattr writes,
+ * INIT) may block, so its worker hands the reader role to a waiting worker first, as does a reader
+ * whose commit would wait (a sync, or a store behind on flushes: lsm_write_may_wait). The others
+ * wait on a condition variable, never on the device. spin=0 keeps libfuse's blocking reads.
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <stddef.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lsmfs.h"
@@ -55,10 +75,172 @@ static uint32_t arg_u32(const char *arg, size_t alen, size_t off)
 	return v;
 }
 
+/* Thread exits: libfuse ends surplus idle workers. Each worker's epoll instance is closed by
+ * wire_ep_key's destructor; a worker holding the reader role gives it up in wire_role_key's. */
+static pthread_key_t wire_ep_key, wire_role_key;
+static pthread_once_t wire_keys_once = PTHREAD_ONCE_INIT;
+static int wire_keys_ok;
+static void wire_hand_off(struct fs *fs, int dead);
+
+static void wire_ep_close(void *p)
+{
+	close((int)(intptr_t)p - 1);
+}
+
+static void wire_role_exit(void *fs)
+{
+	wire_hand_off(fs, 0);
+}
+
+static void wire_keys_init(void)
+{
+	if (pthread_key_create(&wire_ep_key, wire_ep_close))
+		return;
+	if (pthread_key_create(&wire_role_key, wire_role_exit)) {
+		pthread_key_delete(wire_ep_key);
+		return;
+	}
+	wire_keys_ok = 1;
+}
+
+/* This worker's epoll fd watching the device (one wakeup per request), or -1 if none could be made. */
+static int wire_ep(int fd)
+{
+	intptr_t v = (intptr_t)pthread_getspecific(wire_ep_key);
+	if (v)
+		return (int)v - 1;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -1;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = fd};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) || pthread_setspecific(wire_ep_key, (void *)(intptr_t)(ep + 1))) {
+		close(ep);
+		return -1;
+	}
+	return ep;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Requests answered from memory or with one store commit: the worker that fetched one keeps
+ * watching the device for the next (no other worker waits there meanwhile). Any other request (file
+ * data, fsync, xattr writes, INIT) may block: its worker hands the device to another worker first. */
+static int wire_inline(uint32_t opcode)
+{
+	switch (opcode) {
+	case FUSE_LOOKUP: case FUSE_FORGET: case FUSE_BATCH_FORGET: case FUSE_GETATTR: case FUSE_SETATTR:
+	case FUSE_MKNOD: case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_SYMLINK:
+	case FUSE_RENAME: case FUSE_RENAME2: case FUSE_LINK: case FUSE_READLINK: case FUSE_CREATE:
+	case FUSE_STATFS: case FUSE_GETXATTR: case FUSE_LISTXATTR: case FUSE_ACCESS: case FUSE_OPENDIR:
+	case FUSE_READDIR: case FUSE_READDIRPLUS: case FUSE_RELEASEDIR:
+		return 1;
+	}
+	return 0;
+}
+
+/* This worker holds the reader role (it fetched an inline request and will fetch the next). */
+static _Thread_local int wire_reader_self;
+
+/* libfuse ends the session from its SIGHUP/SIGINT/SIGTERM handler and counts on the signal to
+ * interrupt a worker's read (or the main thread's wait). A worker spinning or waiting for the
+ * reader role would not be interrupted, so workers keep these signals blocked except while asleep
+ * in epoll_pwait: the kernel then hands them to the main thread or to the sleeping reader. */
+static _Thread_local int wire_masked;
+static _Thread_local sigset_t wire_sleep_mask;
+
+static void wire_mask_signals(void)
+{
+	sigset_t exit_sigs;
+	sigemptyset(&exit_sigs);
+	sigaddset(&exit_sigs, SIGHUP);
+	sigaddset(&exit_sigs, SIGINT);
+	sigaddset(&exit_sigs, SIGTERM);
+	if (!pthread_sigmask(SIG_BLOCK, &exit_sigs, &wire_sleep_mask))
+		wire_masked = 1;
+}
+
+static void wire_unlock(void *p)
+{
+	pthread_mutex_unlock(p);
+}
+
+/* Give up the reader role (dead: the device is gone; wake every waiting worker to see it). */
+static void wire_hand_off(struct fs *fs, int dead)
+{
+	wire_reader_self = 0;
+	pthread_setspecific(wire_role_key, NULL);
+	pthread_mutex_lock(&fs->wire_mu);
+	fs->wire_reader = 0;
+	if (dead)
+		fs->wire_dead = 1;
+	pthread_mutex_unlock(&fs->wire_mu);
+	if (dead)
+		pthread_cond_broadcast(&fs->wire_cv);
+	else
+		pthread_cond_signal(&fs->wire_cv);
+}
+
+/* The next request from the non-blocking device. One worker at a time (the reader) fetches: it
+ * spins for spin_us, then sleeps in epoll; the others wait for the role. */
+static ssize_t wire_fetch(struct fs *fs, int fd, void *buf, size_t len)
+{
+	if (!wire_masked)
+		wire_mask_signals();
+	if (!wire_reader_self) {
+		pthread_mutex_lock(&fs->wire_mu);
+		pthread_cleanup_push(wire_unlock, &fs->wire_mu);
+		while (fs->wire_reader && !fs->wire_dead)
+			pthread_cond_wait(&fs->wire_cv, &fs->wire_mu);
+		fs->wire_reader = 1;
+		pthread_cleanup_pop(1);
+		wire_reader_self = 1;
+		pthread_setspecific(wire_role_key, fs);
+	}
+	ssize_t n;
+	for (;;) {
+		n = read(fd, buf, len);
+		if (n >= 0 || errno != EAGAIN)
+			break;
+		int64_t end = now_ns() + (int64_t)fs->cfg.spin_us * 1000;
+		do
+			n = read(fd, buf, len);
+		while (n < 0 && errno == EAGAIN && now_ns() < end);
+		if (n >= 0 || errno != EAGAIN)
+			break;
+		int ep = wire_ep(fd);
+		struct epoll_event ev;
+		const sigset_t *m = wire_masked ? &wire_sleep_mask : NULL;
+		int r = ep >= 0 ? epoll_pwait(ep, &ev, 1, -1, m)
+				: ppoll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, NULL, m);
+		if (r < 0) {
+			n = -1;
+			break; /* EINTR included: libfuse checks whether the session is over */
+		}
+	}
+	int e = errno;
+	struct fuse_in_header h;
+	int keep = n >= (ssize_t)sizeof h && (memcpy(&h, buf, sizeof h), wire_inline(h.opcode));
+	if (!keep)
+		wire_hand_off(fs, n < 0 && e != EINTR);
+	errno = e;
+	return n;
+}
+
+void fs_wire_may_block(struct fs *fs)
+{
+	if (wire_reader_self)
+		wire_hand_off(fs, 0);
+}
+
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct fs *fs = userdata;
-	ssize_t n = read(fd, buf, len);
+	ssize_t n = fs->wire_nonblock ? wire_fetch(fs, fd, buf, len) : read(fd, buf, len);
 	wire_kill = 0;
 	if (n < (ssize_t)sizeof(struct fuse_in_header))
 		return n;
@@ -105,11 +287,22 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return r;
 }
 
-int fs_wire_install(struct fuse_session *se)
+int fs_wire_install(struct fs *fs, struct fuse_session *se)
 {
 	static const struct fuse_custom_io io = {
 		.read = wire_read,
 		.writev = wire_writev,
 	};
-	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+	int fd = fuse_session_fd(se);
+	if (fs->cfg.spin_us) {
+		if (pthread_once(&wire_keys_once, wire_keys_init) || !wire_keys_ok)
+			return -1;
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			return -1;
+		if (pthread_mutex_init(&fs->wire_mu, NULL) || pthread_cond_init(&fs->wire_cv, NULL))
+			return -1;
+		fs->wire_nonblock = 1;
+	}
+	return fuse_session_custom_io(se, &io, fd);
 }

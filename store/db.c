@@ -121,6 +121,21 @@ void sv_release(struct superversion *sv)
 		sv_free(sv);
 }
 
+/* Recompute lsm_write_may_wait's answer. REQUIRES: mu held. */
+static void note_pressure(struct lsm_db *db)
+{
+	int l0 = db->vs->current->nfiles[0];
+	int p = db->nimm >= db->o.max_immutable ||
+		(!db->o.disable_compaction && l0 >= db->o.l0_slowdown_trigger) ||
+		memtable_charge(db->mem) >= db->o.write_buffer_size / 8 * 7;
+	atomic_store_explicit(&db->write_pressure, p, memory_order_relaxed);
+}
+
+int lsm_write_may_wait(lsm_db *db)
+{
+	return atomic_load_explicit(&db->write_pressure, memory_order_relaxed);
+}
+
 /* Build and publish a super-version of the current state. REQUIRES: mu held. */
 static int install_sv(struct lsm_db *db)
 {
@@ -137,6 +152,7 @@ static int install_sv(struct lsm_db *db)
 	}
 	sv->v = db->vs->current;
 	version_ref(sv->v);
+	note_pressure(db);
 	pthread_mutex_lock(&db->sv_mu);
 	struct superversion *old = db->sv;
 	db->sv = sv;
@@ -772,6 +788,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 			db->last_seq += count;
 			/* The one publication per group: readers see the whole group or none of it. */
 			atomic_store_explicit(&db->visible_seq, db->last_seq, memory_order_release);
+			note_pressure(db);
 			db->st_groups += count > 0;
 			db->st_syncs += want_sync;
 			if (g) {

@@ -98,6 +98,7 @@ struct lsm_db {
 	pthread_mutex_t pin_mu;
 	struct numbers blob_pins;
 	int bg_error;                /* 0 or the error that stopped writes */
+	_Atomic int write_pressure;  /* lsm_write_may_wait (set under mu by note_pressure) */
 
 	/* Read path. */
 	pthread_mutex_t sv_mu;

@@ -94,6 +94,10 @@ int lsm_delete_range(lsm_db *db, const void *begin, size_t blen, const void *end
 int lsm_write(lsm_db *db, lsm_batch *batch, unsigned flags);
 /* Make every write acknowledged so far durable (shares the group commit of concurrent writers). */
 int lsm_sync(lsm_db *db);
+/* A hint, read without locks: 1 when a write now would probably wait (level 0 or the immutable
+ * memtables behind compaction and flush, or the memtable nearly full, whose switch syncs the old
+ * log), so a caller that serves others from this thread can hand them to another first. */
+int lsm_write_may_wait(lsm_db *db);
 
 /* A batch: an ordered list of puts, deletes and range deletes applied atomically by lsm_write. */
 lsm_batch *lsm_batch_new(void);

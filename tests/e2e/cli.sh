@@ -18,7 +18,7 @@ expect_exit() { # what want_rc want_message args...
 }
 
 for o in write_buffer=1K write_buffer=12X reserve=abc cache_size=1 block_size=1000 block_size=70000 \
-	sync_interval=-1 attr_timeout=x max_threads=0 blob_min=4Q; do
+	sync_interval=-1 attr_timeout=x max_threads=0 blob_min=4Q spin=x spin=20000; do
 	expect_exit "-o $o" 2 "bad value in option '$o'" -f -o "$o" "$STORE" "$MNT"
 done
 expect_exit "unknown option" 1 "unknown option" -f -o no_such_option "$STORE" "$MNT"
