@@ -40,7 +40,7 @@ function r(a, b) { return (a == "" || b == "" || b == 0) ? "–" : sprintf("%.2f
 function cell(l, t) { k = l SUBSEP t; return (k in med) ? fmt(med[k]) (n[k] > 1 ? " (" sp[k] "%)" : "") : "–" }
 BEGIN {
 	nt = split(T, ta, "\n")
-	nl = split("native pll pll_xattr mergerfs bindfs nullfs_wb nullfs_nowb nullfs_plain lsmfs lsmfs_nowb lsmfs_nokp2 lsmfs_noblob", la, " ")
+	nl = split("native pll pll_xattr mergerfs bindfs nullfs_wb nullfs_nowb nullfs_plain lsmfs lsmfs_nowb lsmfs_nokp2 lsmfs_noblob lsmfs_nospin", la, " ")
 	nf = split("pll pll_xattr mergerfs bindfs", fl, " ")
 }
 { k = $1 SUBSEP $2; med[k] = $5; n[k] = $4; sp[k] = $6; unit[$2] = $3; seen[$1] = 1 }

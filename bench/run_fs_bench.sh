@@ -11,6 +11,7 @@
 #   lsmfs_nowb  the same with -o no_writeback_cache (is the writeback cache worth it?)
 #   lsmfs_nokp2 the same with -o no_killpriv_v2 (what fs/wire.c's handshake is worth; not default)
 #   lsmfs_noblob the same with -o blob_min=0 (every block in the tree: what blob files are worth)
+#   lsmfs_nospin the same with -o spin=0 (libfuse's blocking reads: what fs/wire.c's reader is worth)
 #   nullfs_wb   the FUSE floor (../shared/bench/nullfs.c) with lsmfs's default FUSE options:
 #               writeback cache, xattrs answered, 60 s entry/attr/negative timeouts, default_permissions
 #               (with it the kernel re-reads a directory's attributes after each change in it: one
@@ -165,11 +166,11 @@ up() {
 		mkdir -p "$s"
 		chattr +T "$s" 2>/dev/null
 		start_daemon "$t" "$H/build/passthrough_ll" -f -o "source=$s,writeback,cache=always,timeout=0,xattr" "$(mnt "$t")" ;;
-	lsmfs | lsmfs_nowb | lsmfs_nokp2 | lsmfs_noblob)
+	lsmfs | lsmfs_nowb | lsmfs_nokp2 | lsmfs_noblob | lsmfs_nospin)
 		s="$BASE/$t.store"
 		rm -rf "$s"
 		local o=()
-		case "$t" in lsmfs_nowb) o=(-o no_writeback_cache) ;; lsmfs_nokp2) o=(-o no_killpriv_v2) ;; lsmfs_noblob) o=(-o blob_min=0) ;; esac
+		case "$t" in lsmfs_nowb) o=(-o no_writeback_cache) ;; lsmfs_nokp2) o=(-o no_killpriv_v2) ;; lsmfs_noblob) o=(-o blob_min=0) ;; lsmfs_nospin) o=(-o spin=0) ;; esac
 		start_daemon "$t" "$BASE/lsmfs.bin" -f "${o[@]}" "$s" "$(mnt "$t")" ;;
 	nullfs_wb) T=60 WB=1 XATTR=1 start_daemon "$t" "$H/build/nullfs" -f -o default_permissions "$(mnt "$t")" ;;
 	nullfs_nowb) T=60 WB=0 XATTR=1 start_daemon "$t" "$H/build/nullfs" -f -o default_permissions "$(mnt "$t")" ;;

@@ -22,11 +22,12 @@
  * exit to the hypervisor. Here the device is non-blocking and one worker, the reader, fetches: it
  * polls for up to spin_us, then sleeps in epoll (EPOLLEXCLUSIVE: the only sleeper, so no wasted
  * wakeups). A request answered from memory or with one store commit (lookup, getattr, create,
- * unlink, mkdir, ...) is handled by the reader itself, which then fetches the next: in a busy
- * stream no thread sleeps or wakes per request. Any other request (file data, fsync, xattr writes,
- * INIT) may block, so its worker hands the reader role to a waiting worker first, as does a reader
- * whose commit would wait (a sync, or a store behind on flushes: lsm_write_may_wait). The others
- * wait on a condition variable, never on the device. spin=0 keeps libfuse's blocking reads.
+ * unlink, mkdir, a write of up to 128 KiB, ...) is handled by the reader itself, which then fetches
+ * the next: in a busy stream no thread sleeps or wakes per request. Any other request (reads, big
+ * writes, fsync, xattr writes, INIT) may block, so its worker hands the reader role to a waiting
+ * worker first, as does a reader whose commit would wait (a sync, or a store behind on flushes:
+ * lsm_write_may_wait). The others wait on a condition variable, never on the device. spin=0 keeps
+ * libfuse's blocking reads.
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
@@ -128,11 +129,16 @@ static int64_t now_ns(void)
 }
 
 /* Requests answered from memory or with one store commit: the worker that fetched one keeps
- * watching the device for the next (no other worker waits there meanwhile). Any other request (file
- * data, fsync, xattr writes, INIT) may block: its worker hands the device to another worker first. */
-static int wire_inline(uint32_t opcode)
+ * watching the device for the next (no other worker waits there meanwhile). Writes of up to
+ * WIRE_INLINE_WRITE bytes are one commit too. Any other request (reads, which may wait for the disk,
+ * big writes, fsync, xattr writes, INIT) may block: its worker hands the device to another first. */
+#define WIRE_INLINE_WRITE (128u << 10)
+
+static int wire_inline(const struct fuse_in_header *h, const char *arg, size_t alen)
 {
-	switch (opcode) {
+	if (h->opcode == FUSE_WRITE)
+		return arg_u32(arg, alen, offsetof(struct fuse_write_in, size)) <= WIRE_INLINE_WRITE;
+	switch (h->opcode) {
 	case FUSE_LOOKUP: case FUSE_FORGET: case FUSE_BATCH_FORGET: case FUSE_GETATTR: case FUSE_SETATTR:
 	case FUSE_MKNOD: case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_SYMLINK:
 	case FUSE_RENAME: case FUSE_RENAME2: case FUSE_LINK: case FUSE_READLINK: case FUSE_CREATE:
@@ -224,7 +230,8 @@ static ssize_t wire_fetch(struct fs *fs, int fd, void *buf, size_t len)
 	}
 	int e = errno;
 	struct fuse_in_header h;
-	int keep = n >= (ssize_t)sizeof h && (memcpy(&h, buf, sizeof h), wire_inline(h.opcode));
+	int keep = n >= (ssize_t)sizeof h &&
+		   (memcpy(&h, buf, sizeof h), wire_inline(&h, (const char *)buf + sizeof h, (size_t)n - sizeof h));
 	if (!keep)
 		wire_hand_off(fs, n < 0 && e != EINTR);
 	errno = e;
