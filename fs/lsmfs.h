@@ -101,7 +101,7 @@ struct fs {
 	int zero_open;             /* set at INIT: files open without OPEN requests (ops.c op_open) */
 	_Atomic uint64_t wire_init_unique; /* wire.c: the INIT request whose reply gets KILLPRIV_V2 */
 	_Atomic int killpriv_v2;   /* the kernel accepted it: the daemon clears suid/sgid when told */
-	int wire_nonblock;         /* wire.c: the device is non-blocking (spin_us > 0) */
+	int wire_ep;               /* wire.c: epoll on the non-blocking device (spin_us > 0), else -1 */
 	pthread_mutex_t wire_mu;   /* wire.c: the reader role */
 	pthread_cond_t wire_cv;
 	int wire_reader, wire_dead; /* wire_mu */
@@ -143,6 +143,8 @@ int fs_reclaim_cached(struct fs *fs, const struct fs_inode *a);
 /* wire.c: install the /dev/fuse hooks on a mounted session (before its loop starts; they find the fs
  * as the session's userdata). 0 or -errno. */
 int fs_wire_install(struct fs *fs, struct fuse_session *se);
+/* Release what fs_wire_install set up, once the session loop has ended. */
+void fs_wire_uninstall(struct fs *fs);
 /* Whether the request this thread is handling asks for suid/sgid to be cleared (KILLPRIV_V2). */
 int fs_wire_kill_suidgid(void);
 /* The calling worker may block for long (a sync, a stalled write): if it is the one fetching

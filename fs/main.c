@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +406,7 @@ int main(int argc, char **argv)
 	fs->se = se;
 	if (fs_wire_install(fs, se)) {
 		snprintf(err, sizeof err, "cannot install the /dev/fuse hooks");
+		fs_wire_uninstall(fs);
 		fuse_session_unmount(se);
 		fuse_remove_signal_handlers(se);
 		goto out;
@@ -435,6 +435,7 @@ int main(int argc, char **argv)
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	fs_wire_uninstall(fs); /* the workers are gone */
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	rc = rc < 0 ? 1 : 0;

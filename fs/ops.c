@@ -171,9 +171,10 @@ static int put_inode(lsm_batch *b, const struct fs_inode *a)
 /* Commit a batch; returns 0 or a positive errno. sync: also make it durable now. */
 static int commit(struct fs *fs, lsm_batch *b, int sync)
 {
-	if (sync || fs->cfg.sync_all || lsm_write_may_wait(fs->db))
+	sync |= fs->cfg.sync_all;
+	if (sync || lsm_write_may_wait(fs->db))
 		fs_wire_may_block(fs);
-	int rc = lsm_write(fs->db, b, (sync || fs->cfg.sync_all) ? LSM_SYNC : 0);
+	int rc = lsm_write(fs->db, b, sync ? LSM_SYNC : 0);
 	return fs_store_errno(rc);
 }
 

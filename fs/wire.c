@@ -20,8 +20,7 @@
  * round trip's scheduling, not the daemon's work. With libfuse's loop every request wakes a worker
  * asleep in read(2); on this kind of VM (no guest halt polling) each wakeup of an idle CPU is an
  * exit to the hypervisor. Here the device is non-blocking and one worker, the reader, fetches: it
- * polls for up to spin_us, then sleeps in epoll (EPOLLEXCLUSIVE: the only sleeper, so no wasted
- * wakeups). A request answered from memory or with one store commit (lookup, getattr, create,
+ * polls for up to spin_us, then sleeps in epoll (the only sleeper, so a request wakes no one else). A request answered from memory or with one store commit (lookup, getattr, create,
  * unlink, mkdir, a write of up to 128 KiB, ...) is handled by the reader itself, which then fetches
  * the next: in a busy stream no thread sleeps or wakes per request. Any other request (reads, big
  * writes, fsync, xattr writes, INIT) may block, so its worker hands the reader role to a waiting
@@ -35,7 +34,6 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <stddef.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -76,49 +74,21 @@ static uint32_t arg_u32(const char *arg, size_t alen, size_t off)
 	return v;
 }
 
-/* Thread exits: libfuse ends surplus idle workers. Each worker's epoll instance is closed by
- * wire_ep_key's destructor; a worker holding the reader role gives it up in wire_role_key's. */
-static pthread_key_t wire_ep_key, wire_role_key;
-static pthread_once_t wire_keys_once = PTHREAD_ONCE_INIT;
-static int wire_keys_ok;
+/* A worker that libfuse ends (it ends surplus idle ones) while holding the reader role gives the role
+ * up in wire_role_key's destructor. */
+static pthread_key_t wire_role_key;
+static pthread_once_t wire_key_once = PTHREAD_ONCE_INIT;
+static int wire_key_ok;
 static void wire_hand_off(struct fs *fs, int dead);
-
-static void wire_ep_close(void *p)
-{
-	close((int)(intptr_t)p - 1);
-}
 
 static void wire_role_exit(void *fs)
 {
 	wire_hand_off(fs, 0);
 }
 
-static void wire_keys_init(void)
+static void wire_key_init(void)
 {
-	if (pthread_key_create(&wire_ep_key, wire_ep_close))
-		return;
-	if (pthread_key_create(&wire_role_key, wire_role_exit)) {
-		pthread_key_delete(wire_ep_key);
-		return;
-	}
-	wire_keys_ok = 1;
-}
-
-/* This worker's epoll fd watching the device (one wakeup per request), or -1 if none could be made. */
-static int wire_ep(int fd)
-{
-	intptr_t v = (intptr_t)pthread_getspecific(wire_ep_key);
-	if (v)
-		return (int)v - 1;
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		return -1;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = fd};
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) || pthread_setspecific(wire_ep_key, (void *)(intptr_t)(ep + 1))) {
-		close(ep);
-		return -1;
-	}
-	return ep;
+	wire_key_ok = pthread_key_create(&wire_role_key, wire_role_exit) == 0;
 }
 
 static int64_t now_ns(void)
@@ -134,11 +104,11 @@ static int64_t now_ns(void)
  * big writes, fsync, xattr writes, INIT) may block: its worker hands the device to another first. */
 #define WIRE_INLINE_WRITE (128u << 10)
 
-static int wire_inline(const struct fuse_in_header *h, const char *arg, size_t alen)
+static int wire_inline(uint32_t opcode, const char *arg, size_t alen)
 {
-	if (h->opcode == FUSE_WRITE)
+	if (opcode == FUSE_WRITE)
 		return arg_u32(arg, alen, offsetof(struct fuse_write_in, size)) <= WIRE_INLINE_WRITE;
-	switch (h->opcode) {
+	switch (opcode) {
 	case FUSE_LOOKUP: case FUSE_FORGET: case FUSE_BATCH_FORGET: case FUSE_GETATTR: case FUSE_SETATTR:
 	case FUSE_MKNOD: case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_SYMLINK:
 	case FUSE_RENAME: case FUSE_RENAME2: case FUSE_LINK: case FUSE_READLINK: case FUSE_CREATE:
@@ -192,7 +162,7 @@ static void wire_hand_off(struct fs *fs, int dead)
 }
 
 /* The next request from the non-blocking device. One worker at a time (the reader) fetches: it
- * spins for spin_us, then sleeps in epoll; the others wait for the role. */
+ * polls for spin_us, then sleeps in epoll (the only sleeper there); the others wait for the role. */
 static ssize_t wire_fetch(struct fs *fs, int fd, void *buf, size_t len)
 {
 	if (!wire_masked)
@@ -207,35 +177,23 @@ static ssize_t wire_fetch(struct fs *fs, int fd, void *buf, size_t len)
 		wire_reader_self = 1;
 		pthread_setspecific(wire_role_key, fs);
 	}
-	ssize_t n;
+	int64_t end = 0; /* of the current poll; 0: not polling yet */
 	for (;;) {
-		n = read(fd, buf, len);
+		ssize_t n = read(fd, buf, len);
 		if (n >= 0 || errno != EAGAIN)
-			break;
-		int64_t end = now_ns() + (int64_t)fs->cfg.spin_us * 1000;
-		do
-			n = read(fd, buf, len);
-		while (n < 0 && errno == EAGAIN && now_ns() < end);
-		if (n >= 0 || errno != EAGAIN)
-			break;
-		int ep = wire_ep(fd);
-		struct epoll_event ev;
-		const sigset_t *m = wire_masked ? &wire_sleep_mask : NULL;
-		int r = ep >= 0 ? epoll_pwait(ep, &ev, 1, -1, m)
-				: ppoll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, NULL, m);
-		if (r < 0) {
-			n = -1;
-			break; /* EINTR included: libfuse checks whether the session is over */
+			return n;
+		int64_t now = now_ns();
+		if (!end) {
+			end = now + (int64_t)fs->cfg.spin_us * 1000;
+			continue;
 		}
+		if (now < end)
+			continue;
+		end = 0;
+		struct epoll_event ev;
+		if (epoll_pwait(fs->wire_ep, &ev, 1, -1, wire_masked ? &wire_sleep_mask : NULL) < 0)
+			return -1; /* EINTR included: libfuse checks whether the session is over */
 	}
-	int e = errno;
-	struct fuse_in_header h;
-	int keep = n >= (ssize_t)sizeof h &&
-		   (memcpy(&h, buf, sizeof h), wire_inline(&h, (const char *)buf + sizeof h, (size_t)n - sizeof h));
-	if (!keep)
-		wire_hand_off(fs, n < 0 && e != EINTR);
-	errno = e;
-	return n;
 }
 
 void fs_wire_may_block(struct fs *fs)
@@ -247,23 +205,25 @@ void fs_wire_may_block(struct fs *fs)
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct fs *fs = userdata;
-	ssize_t n = fs->wire_nonblock ? wire_fetch(fs, fd, buf, len) : read(fd, buf, len);
+	ssize_t n = fs->cfg.spin_us ? wire_fetch(fs, fd, buf, len) : read(fd, buf, len);
+	int e = errno, keep = 0;
 	wire_kill = 0;
-	if (n < (ssize_t)sizeof(struct fuse_in_header))
-		return n;
-	struct fuse_in_header h;
-	memcpy(&h, buf, sizeof h);
-	const char *arg = (const char *)buf + sizeof h;
-	size_t alen = (size_t)n - sizeof h;
-	if (h.opcode == FUSE_INIT) {
-		if (fs->cfg.killpriv_v2 &&
+	if (n >= (ssize_t)sizeof(struct fuse_in_header)) {
+		struct fuse_in_header h;
+		memcpy(&h, buf, sizeof h);
+		const char *arg = (const char *)buf + sizeof h;
+		size_t alen = (size_t)n - sizeof h;
+		if (h.opcode == FUSE_INIT && fs->cfg.killpriv_v2 &&
 		    (arg_u32(arg, alen, offsetof(struct fuse_init_in, flags)) & FUSE_HANDLE_KILLPRIV_V2))
 			atomic_store(&fs->wire_init_unique, h.unique);
-		return n;
+		for (size_t i = 0; i < sizeof kill_flags / sizeof kill_flags[0]; i++)
+			if (kill_flags[i].opcode == h.opcode)
+				wire_kill = (arg_u32(arg, alen, kill_flags[i].off) & kill_flags[i].bit) != 0;
+		keep = wire_inline(h.opcode, arg, alen);
 	}
-	for (size_t i = 0; i < sizeof kill_flags / sizeof kill_flags[0]; i++)
-		if (kill_flags[i].opcode == h.opcode)
-			wire_kill = (arg_u32(arg, alen, kill_flags[i].off) & kill_flags[i].bit) != 0;
+	if (fs->cfg.spin_us && !keep)
+		wire_hand_off(fs, n < 0 && e != EINTR);
+	errno = e;
 	return n;
 }
 
@@ -301,15 +261,27 @@ int fs_wire_install(struct fs *fs, struct fuse_session *se)
 		.writev = wire_writev,
 	};
 	int fd = fuse_session_fd(se);
+	fs->wire_ep = -1;
 	if (fs->cfg.spin_us) {
-		if (pthread_once(&wire_keys_once, wire_keys_init) || !wire_keys_ok)
+		if (pthread_once(&wire_key_once, wire_key_init) || !wire_key_ok)
 			return -1;
 		int fl = fcntl(fd, F_GETFL);
 		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 			return -1;
+		/* One epoll instance: only the reader ever sleeps in it. */
+		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+		fs->wire_ep = epoll_create1(EPOLL_CLOEXEC);
+		if (fs->wire_ep < 0 || epoll_ctl(fs->wire_ep, EPOLL_CTL_ADD, fd, &ev))
+			return -1;
 		if (pthread_mutex_init(&fs->wire_mu, NULL) || pthread_cond_init(&fs->wire_cv, NULL))
 			return -1;
-		fs->wire_nonblock = 1;
 	}
 	return fuse_session_custom_io(se, &io, fd);
+}
+
+void fs_wire_uninstall(struct fs *fs)
+{
+	if (fs->wire_ep >= 0)
+		close(fs->wire_ep);
+	fs->wire_ep = -1;
 }

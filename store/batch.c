@@ -37,6 +37,7 @@ void lsm_batch_clear(lsm_batch *b)
 {
 	b->rep.len = WAL_HEADER_SIZE + BATCH_HEADER_SIZE;
 	b->count = b->puts = b->deletes = b->range_deletes = 0;
+	b->max_value = 0;
 }
 
 uint32_t lsm_batch_count(const lsm_batch *b)
@@ -72,28 +73,9 @@ static int add_op(lsm_batch *b, unsigned type, const void *k, size_t kl, const v
 	}
 	b->rep.len = (size_t)(p - b->rep.data);
 	b->count++;
+	if (type == VT_VALUE && vl > b->max_value)
+		b->max_value = vl;
 	return LSM_OK;
-}
-
-int lsm_batch_put(lsm_batch *b, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	int rc = add_op(b, VT_VALUE, key, klen, val, vlen, 1);
-	b->puts += rc == LSM_OK;
-	return rc;
-}
-
-int lsm_batch_delete(lsm_batch *b, const void *key, size_t klen)
-{
-	int rc = add_op(b, VT_DELETE, key, klen, NULL, 0, 0);
-	b->deletes += rc == LSM_OK;
-	return rc;
-}
-
-int lsm_batch_delete_range(lsm_batch *b, const void *begin, size_t blen, const void *end, size_t elen)
-{
-	int rc = add_op(b, VT_RANGE_DELETE, begin, blen, end, elen, 1);
-	b->range_deletes += rc == LSM_OK;
-	return rc;
 }
 
 int batch_add(struct lsm_batch *b, unsigned type, struct slice key, struct slice value)
@@ -105,6 +87,21 @@ int batch_add(struct lsm_batch *b, unsigned type, struct slice key, struct slice
 		b->range_deletes += type == VT_RANGE_DELETE;
 	}
 	return rc;
+}
+
+int lsm_batch_put(lsm_batch *b, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	return batch_add(b, VT_VALUE, slice_make(key, klen), slice_make(val, vlen));
+}
+
+int lsm_batch_delete(lsm_batch *b, const void *key, size_t klen)
+{
+	return batch_add(b, VT_DELETE, slice_make(key, klen), slice_make(NULL, 0));
+}
+
+int lsm_batch_delete_range(lsm_batch *b, const void *begin, size_t blen, const void *end, size_t elen)
+{
+	return batch_add(b, VT_RANGE_DELETE, slice_make(begin, blen), slice_make(end, elen));
 }
 
 int batch_rewrite(struct slice payload, const struct batch_rewriter *rw, struct lsm_batch *out, int *changed)
@@ -151,6 +148,8 @@ int batch_append_ops(struct lsm_batch *dst, const struct lsm_batch *b)
 	dst->puts += b->puts;
 	dst->deletes += b->deletes;
 	dst->range_deletes += b->range_deletes;
+	if (b->max_value > dst->max_value)
+		dst->max_value = b->max_value;
 	return LSM_OK;
 }
 

@@ -18,6 +18,7 @@ struct lsm_batch {
 	struct buf rep;    /* [WAL header reserve][u64 seq][u32 count][ops] */
 	uint32_t count;
 	uint32_t puts, deletes, range_deletes;
+	size_t max_value;  /* longest VT_VALUE value: may the write path have one for a blob file? */
 };
 
 /* Initialise an embedded batch (lsm_batch_new does this on the heap). */

@@ -257,14 +257,9 @@ int blob_read(struct blob_files *bf, struct slice key, const struct blob_ref *re
 	if (!h)
 		return rc;
 	const struct blob_open *o = cache_value(h);
-	if (n > out->cap) {
-		void *p = realloc(out->data, n);
-		if (!p) {
-			cache_release(bf->cache, h);
-			return st_error(LSM_NOMEM, "out of memory");
-		}
-		out->data = p;
-		out->cap = n;
+	if (lsm_buf_fit(out, n)) {
+		cache_release(bf->cache, h);
+		return st_error(LSM_NOMEM, "out of memory");
 	}
 	char *dst = out->data;
 	if (o->map) {

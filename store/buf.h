@@ -33,6 +33,19 @@ static inline int buf_reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
+/* Give a caller's value buffer room for n bytes (what it held need not survive). 0 or LSM_NOMEM. */
+static inline int lsm_buf_fit(struct lsm_buf *b, size_t n)
+{
+	if (n <= b->cap)
+		return 0;
+	void *p = realloc(b->data, n);
+	if (!p)
+		return LSM_NOMEM;
+	b->data = p;
+	b->cap = n;
+	return 0;
+}
+
 static inline int buf_append(struct buf *b, const void *p, size_t n)
 {
 	if (buf_reserve(b, n))

@@ -528,12 +528,14 @@ static int keep_reference(struct cjob *j, struct slice uk, struct slice *value, 
 	struct blob_ref ref;
 	if (blob_ref_decode(*value, &ref))
 		return st_error(LSM_CORRUPT, "malformed blob reference in a compaction input");
+	uint64_t was = ref.number;
 	int rc = relocate(j, uk, &ref);
 	if (rc)
 		return rc;
 	if (blob_uses_add(&j->uses, ref.number, blob_record_size(uk.len, ref.len)))
 		return st_error(LSM_NOMEM, "out of memory");
-	*value = slice_make(enc, blob_ref_encode(enc, &ref));
+	if (ref.number != was) /* relocated: the output names the copy */
+		*value = slice_make(enc, blob_ref_encode(enc, &ref));
 	return LSM_OK;
 }
 
@@ -699,7 +701,7 @@ static int run_compaction(struct lsm_db *db, struct compaction *c)
 		db->st_compactions++;
 		db->st_bytes_compacted_in += bytes_in;
 		db->st_bytes_compacted_out += j.bytes_out;
-		atomic_fetch_add_explicit(&db->st_blob_bytes_relocated, j.relocated, memory_order_relaxed);
+		db->st_blob_bytes_relocated += j.relocated;
 	}
 	/* Outputs stay "pending" until here so that no obsolete-file pass deletes them mid-way; on
 	 * failure the next pass removes them. */

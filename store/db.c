@@ -139,6 +139,7 @@ int lsm_write_may_wait(lsm_db *db)
 /* Build and publish a super-version of the current state. REQUIRES: mu held. */
 static int install_sv(struct lsm_db *db)
 {
+	note_pressure(db);
 	struct superversion *sv = calloc(1, sizeof *sv);
 	if (!sv)
 		return st_error(LSM_NOMEM, "out of memory");
@@ -152,7 +153,6 @@ static int install_sv(struct lsm_db *db)
 	}
 	sv->v = db->vs->current;
 	version_ref(sv->v);
-	note_pressure(db);
 	pthread_mutex_lock(&db->sv_mu);
 	struct superversion *old = db->sv;
 	db->sv = sv;
@@ -756,8 +756,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 		struct wal_writer *log = db->log;
 		if (count)
 			batch_set_seq(g, first);
-		/* (a group smaller than the threshold holds no big value) */
-		int may_blob = count && db->o.blob_min_size && batch_payload_len(g) >= db->o.blob_min_size;
+		int may_blob = count && db->o.blob_min_size && g->max_value >= db->o.blob_min_size;
 		if (may_blob && !db->blob)
 			rc = open_blob(db);
 		struct wal_writer *blob = db->blob;
@@ -775,10 +774,8 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 			rc = wal_sync(log);
 		if (!rc && count)
 			rc = memtable_apply_batch(mem, batch_payload(logged), batch_payload_len(logged));
-		if (!rc && moved) {
+		if (!rc && moved)
 			atomic_fetch_add_explicit(&mem->blob_bytes, moved, memory_order_relaxed);
-			atomic_fetch_add_explicit(&db->st_blob_bytes_written, moved, memory_order_relaxed);
-		}
 		pthread_mutex_lock(&db->mu);
 		if (rc) {
 			/* The log may hold a partial record, or the memtable part of a batch: the store's
@@ -791,6 +788,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *batch, int sync)
 			note_pressure(db);
 			db->st_groups += count > 0;
 			db->st_syncs += want_sync;
+			db->st_blob_bytes_written += moved;
 			if (g) {
 				db->st_puts += g->puts;
 				db->st_deletes += g->deletes;
@@ -916,14 +914,9 @@ int lsm_get(lsm_db *db, const struct lsm_read_options *ro, const void *key, size
 			seq = me.seq;
 			type = me.type;
 			if (vt_is_put(type) && !(range_seq > seq)) {
-				if (me.value.len > val->cap) {
-					void *p = realloc(val->data, me.value.len);
-					if (!p) {
-						rc = st_error(LSM_NOMEM, "out of memory");
-						goto out;
-					}
-					val->data = p;
-					val->cap = me.value.len;
+				if (lsm_buf_fit(val, me.value.len)) {
+					rc = st_error(LSM_NOMEM, "out of memory");
+					goto out;
 				}
 				if (me.value.len)
 					memcpy(val->data, me.value.data, me.value.len);
@@ -946,15 +939,8 @@ int lsm_get(lsm_db *db, const struct lsm_read_options *ro, const void *key, size
 		}
 	}
 	rc = found && vt_is_put(type) && range_seq <= seq ? LSM_OK : LSM_NOTFOUND;
-	if (rc == LSM_OK && type == VT_BLOB) {
-		/* val holds the reference: decode it before the value overwrites it */
-		struct blob_ref ref;
-		if (blob_ref_decode(slice_make(val->data, val->len), &ref))
-			rc = st_error(LSM_CORRUPT, "malformed blob reference for a %zu-byte key (seqno %" PRIu64 ")",
-				      klen, seq);
-		else
-			rc = blob_read(&db->blobs, k, &ref, val);
-	}
+	if (rc == LSM_OK && type == VT_BLOB) /* val holds the reference (decoded before it is overwritten) */
+		rc = blob_resolve(&db->blobs, k, slice_make(val->data, val->len), val);
 out:
 	sv_release(sv);
 	return rc;
@@ -1109,8 +1095,8 @@ int lsm_stats_get(lsm_db *db, struct lsm_stats *st)
 	st->wal_torn_bytes = db->rec_torn_bytes;
 	st->wal_skipped_records = db->rec_skipped_records;
 	st->wal_skipped_bytes = db->rec_skipped_bytes;
-	st->blob_bytes_written = atomic_load_explicit(&db->st_blob_bytes_written, memory_order_relaxed);
-	st->blob_bytes_relocated = atomic_load_explicit(&db->st_blob_bytes_relocated, memory_order_relaxed);
+	st->blob_bytes_written = db->st_blob_bytes_written;
+	st->blob_bytes_relocated = db->st_blob_bytes_relocated;
 	for (int b = 0; b < v->blobs.n; b++)
 		st->blob_live_bytes += v->blobs.v[b].bytes;
 	st->blob_files = (uint64_t)v->blobs.n;
@@ -1220,8 +1206,10 @@ static int inline_blobs(struct lsm_db *db, struct slice payload, struct lsm_batc
 	*out = payload;
 	if (rc == LSM_CORRUPT && !c.blob_bad)
 		return LSM_OK; /* malformed: the apply reports it */
-	if (rc == LSM_NOMEM || rc == LSM_INVAL)
+	if (rc == LSM_NOMEM)
 		return st_error(LSM_NOMEM, "out of memory");
+	if (rc == LSM_INVAL) /* the values back in place make the batch bigger than a batch may be */
+		return st_error(LSM_CORRUPT, "a logged batch with its blob values inline exceeds the batch limit");
 	if (!rc && changed)
 		*out = slice_make(batch_payload(tmp), batch_payload_len(tmp));
 	return rc;

@@ -128,7 +128,7 @@ struct lsm_db {
 	uint64_t st_stall_slowdowns, st_stall_stops, st_stall_imm_waits, st_stall_micros;
 	struct sharded_counter bloom_useful;
 	uint64_t rec_records, rec_torn_bytes, rec_skipped_records, rec_skipped_bytes;
-	_Atomic uint64_t st_blob_bytes_written, st_blob_bytes_relocated;
+	uint64_t st_blob_bytes_written, st_blob_bytes_relocated; /* mu */
 };
 
 /* Super-version references (db.c). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "bloom.h"
+#include "buf.h"
 #include "cache.h"
 #include "dbformat.h"
 #include "hash.h"
@@ -427,15 +428,8 @@ int table_get(struct table *t, struct slice key, uint64_t hash, uint64_t snap, u
 			if (vt_is_put(res->type) && res->value) {
 				struct lsm_buf *v = res->value;
 				size_t n = bi.base.value.len;
-				if (n > v->cap) {
-					void *p = realloc(v->data, n);
-					if (!p)
-						rc = st_error(LSM_NOMEM, "out of memory");
-					else {
-						v->data = p;
-						v->cap = n;
-					}
-				}
+				if (lsm_buf_fit(v, n))
+					rc = st_error(LSM_NOMEM, "out of memory");
 				if (rc == 1) {
 					if (n)
 						memcpy(v->data, bi.base.value.data, n);

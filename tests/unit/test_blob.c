@@ -148,6 +148,34 @@ START_TEST(blob_read_paths)
 }
 END_TEST
 
+/* A group of small puts, bigger in all than blob_min_size, holds no big value: no blob file is made
+ * for it (the first version created one, a header and a directory sync, under the db mutex). */
+START_TEST(blob_small_values_no_file)
+{
+	lsm_db *db = bopen(64 << 20);
+	lsm_batch *b = lsm_batch_new();
+	char k[24], v[100];
+	memset(v, 'v', sizeof v);
+	for (int i = 0; i < 40; i++) {
+		snprintf(k, sizeof k, "small%02d", i);
+		ck_assert_int_eq(lsm_batch_put(b, k, strlen(k), v, sizeof v), LSM_OK);
+	}
+	ck_assert_uint_gt(lsm_batch_bytes(b), 1024);
+	ck_assert_int_eq(lsm_write(db, b, 0), LSM_OK);
+	struct blob_count c = {0};
+	ck_assert_int_eq(lsm_inspect_files(db, count_blob_files, &c), 0);
+	ck_assert_int_eq(c.blobs, 0);
+	char big[2000];
+	memset(big, 'b', sizeof big);
+	ck_assert_int_eq(lsm_put(db, "big", 3, big, sizeof big, 0), LSM_OK);
+	memset(&c, 0, sizeof c);
+	ck_assert_int_eq(lsm_inspect_files(db, count_blob_files, &c), 0);
+	ck_assert_int_eq(c.blobs, 1);
+	lsm_batch_free(b);
+	ck_assert_int_eq(lsm_close(db), LSM_OK);
+}
+END_TEST
+
 /* A close does not flush: the reopen replays references from the log and writes their values inline
  * (checked), so the blob files of unflushed memtables are no longer needed. */
 START_TEST(blob_recovery)
@@ -391,6 +419,7 @@ Suite *blob_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, blob_read_paths);
 	tcase_add_test(tc, blob_recovery);
+	tcase_add_test(tc, blob_small_values_no_file);
 	tcase_add_test(tc, blob_garbage);
 	tcase_add_test(tc, blob_damage);
 	tcase_add_test(tc, blob_pinned_by_iterator);
