@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,7 +388,19 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fs->cfg = c.cfg;
-	if (fs_open(fs, err, sizeof err))
+	/* The store's and our background threads start here and inherit this mask: SIGHUP/INT/TERM,
+	 * which end the session, must reach a thread that can act on them (the main thread, or a worker
+	 * asleep on /dev/fuse; see wire.c), never one that would only set the flag and leave the
+	 * sleeping reader asleep. */
+	sigset_t exit_sigs, old_mask;
+	sigemptyset(&exit_sigs);
+	sigaddset(&exit_sigs, SIGHUP);
+	sigaddset(&exit_sigs, SIGINT);
+	sigaddset(&exit_sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &exit_sigs, &old_mask);
+	int open_failed = fs_open(fs, err, sizeof err);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	if (open_failed)
 		goto out;
 	se = fuse_session_new(&args, &lsmfs_ops, sizeof lsmfs_ops, fs);
 	if (!se) {
