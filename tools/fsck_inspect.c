@@ -729,7 +729,7 @@ static int table_cb(void *arg, const struct lsm_table_info *t)
 }
 
 struct file_sum {
-	uint64_t table_bytes, log_bytes, manifest_bytes, other_bytes;
+	uint64_t table_bytes, blob_bytes, log_bytes, manifest_bytes, other_bytes;
 	uint64_t nlogs;
 	struct fsck *c;
 	int json, first;
@@ -740,6 +740,8 @@ static int files_cb(void *arg, const char *name, const char *kind, uint64_t numb
 	struct file_sum *f = arg;
 	if (!strcmp(kind, "table"))
 		f->table_bytes += size;
+	else if (!strcmp(kind, "blob"))
+		f->blob_bytes += size;
 	else if (!strcmp(kind, "log"))
 		f->log_bytes += size;
 	else if (!strcmp(kind, "manifest"))
@@ -902,12 +904,13 @@ int inspect_stats(struct fsck *c)
 		inspect_close(c);
 		return rc;
 	}
-	uint64_t total = fsum.table_bytes + fsum.log_bytes + fsum.manifest_bytes;
+	uint64_t total = fsum.table_bytes + fsum.blob_bytes + fsum.log_bytes + fsum.manifest_bytes;
 	double amp = n.live_bytes ? (double)total / (double)n.live_bytes : 0;
 	if (c->json) {
-		printf("\n  ],\n  \"bytes\": {\"tables\": %" PRIu64 ", \"logs\": %" PRIu64 ", \"manifest\": %" PRIu64
-		       ", \"total\": %" PRIu64 ", \"live\": %" PRIu64 ", \"space_amplification\": %.3f},\n",
-		       fsum.table_bytes, fsum.log_bytes, fsum.manifest_bytes, total, n.live_bytes, amp);
+		printf("\n  ],\n  \"bytes\": {\"tables\": %" PRIu64 ", \"blob_files\": %" PRIu64 ", \"logs\": %" PRIu64
+		       ", \"manifest\": %" PRIu64 ", \"total\": %" PRIu64 ", \"live\": %" PRIu64
+		       ", \"space_amplification\": %.3f},\n",
+		       fsum.table_bytes, fsum.blob_bytes, fsum.log_bytes, fsum.manifest_bytes, total, n.live_bytes, amp);
 		printf("  \"keys\": {\"total\": %" PRIu64 ", \"superblock\": %" PRIu64 ", \"allocator\": %" PRIu64
 		       ", \"inodes\": %" PRIu64 ", \"dirents\": %" PRIu64 ", \"blocks\": %" PRIu64 ", \"block_bytes\": %" PRIu64
 		       ", \"symlinks\": %" PRIu64 ", \"xattrs\": %" PRIu64 ", \"orphans\": %" PRIu64 ", \"other\": %" PRIu64
@@ -918,9 +921,9 @@ int inspect_stats(struct fsck *c)
 			printf("%s\"%s\": %" PRIu64, i ? ", " : "", type_keys[i], n.by_type[i]);
 		printf("}}\n}\n");
 	} else {
-		printf("space: tables %" PRIu64 " + logs %" PRIu64 " + manifest %" PRIu64 " = %" PRIu64 " bytes on disk; "
-		       "live data %" PRIu64 " bytes (keys + values); space amplification %.2f\n",
-		       fsum.table_bytes, fsum.log_bytes, fsum.manifest_bytes, total, n.live_bytes, amp);
+		printf("space: tables %" PRIu64 " + blob files %" PRIu64 " + logs %" PRIu64 " + manifest %" PRIu64 " = %" PRIu64
+		       " bytes on disk; live data %" PRIu64 " bytes (keys + values); space amplification %.2f\n",
+		       fsum.table_bytes, fsum.blob_bytes, fsum.log_bytes, fsum.manifest_bytes, total, n.live_bytes, amp);
 		printf("keys: %" PRIu64 " live: superblock %" PRIu64 ", allocator %" PRIu64 ", inodes %" PRIu64
 		       ", dirents %" PRIu64 ", blocks %" PRIu64 " (%" PRIu64 " bytes), symlinks %" PRIu64 ", xattrs %" PRIu64
 		       ", orphans %" PRIu64 ", other %" PRIu64 "\n",

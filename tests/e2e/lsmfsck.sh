@@ -241,6 +241,8 @@ umount_fs || fail "unmount the blob store"
 BS=$STORE; STORE=$SAVE
 fsck "$BS"; expect_rc "store with blob files" 0
 expect_line "blob references counted" "lsmfsck: checked .*, [0-9]+ blob files? \([0-9]+ bytes; [1-9][0-9]* references to [0-9]+ value bytes checked\).*"
+check "--stats counts blob files in the bytes on disk (2 MiB written)" bash -c \
+	"'$FSCK' --stats '$BS' | grep -qE '^space: tables [0-9]+ \+ blob files [0-9]{7,} \+ logs'"
 B=$(ls "$BS"/*.blob | head -1)
 printf '\377' | dd of="$B" bs=1 seek=100 conv=notrunc status=none
 fsck "$BS"; expect_rc "byte flip in a blob file" 4
